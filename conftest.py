@@ -1,0 +1,96 @@
+"""pytest entry point: ``pytest --optimizer SPEC --rule RULE [--device cpu|cuda]`` runs every test that applies to
+RULE against the implementation SPEC names; without ``--optimizer`` the built-in implementations are checked.
+
+Bad options stop the run as a usage error (exit 4) with one line saying what is wrong and what is accepted.
+"""
+from __future__ import annotations
+
+import os
+import platform
+
+import pytest
+import torch
+from hypothesis import HealthCheck, Phase, settings
+
+from optimizers.adapters import NotAnOptimizer, Subject
+from optimizers.builtins import builtin_subjects
+from optimizers.loading import SPEC_FORMS, SpecError, resolve
+from reference.registry import RULES
+
+_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
+           HealthCheck.differing_executors]
+# The explain phase re-runs a failure many times to annotate source lines; our messages explain it instead.
+_PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
+# dev: quick local feedback; ci: what CI runs (Hypothesis loads it when CI is set); thorough: release checks.
+settings.register_profile("dev", max_examples=25, deadline=None, suppress_health_check=_HEALTH, phases=_PHASES)
+settings.register_profile("ci", max_examples=25, deadline=None, suppress_health_check=_HEALTH, phases=_PHASES, print_blob=True)
+settings.register_profile("thorough", max_examples=2000, deadline=None, suppress_health_check=_HEALTH, phases=_PHASES,
+                          print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+DEVICES = ("cpu", "cuda")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("conformance", "optimizer conformance")
+    group.addoption("--optimizer", metavar="SPEC", default=None,
+                    help=f"implementation under test: {SPEC_FORMS}; called as (params, **hyperparameters)")
+    group.addoption("--rule", metavar="RULE", default=None,
+                    help=f"the rule it claims to implement: {', '.join(RULES)}")
+    group.addoption("--device", metavar="DEVICE", default="cpu", help="cpu (default) or cuda")
+
+
+def _subjects(config) -> list[Subject]:
+    spec, rule_name, device = (config.getoption(o) for o in ("optimizer", "rule", "device"))
+    if device not in DEVICES:
+        raise pytest.UsageError(f"--device {device!r} is not supported; use one of: {', '.join(DEVICES)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise pytest.UsageError("--device cuda: no CUDA device is available here (torch.cuda.is_available() is "
+                                "False); use --device cpu")
+    if rule_name is not None and rule_name not in RULES:
+        raise pytest.UsageError(f"--rule {rule_name!r} is not a known rule; known rules: {', '.join(RULES)}")
+    if spec is None:
+        if rule_name is not None:
+            raise pytest.UsageError(f"--rule {rule_name} needs --optimizer SPEC ({SPEC_FORMS}) to name the "
+                                    "implementation to check against it")
+        return builtin_subjects(device)
+    if rule_name is None:
+        raise pytest.UsageError(f"--optimizer {spec} needs --rule RULE; known rules: {', '.join(RULES)}")
+    try:
+        subject = Subject(spec, resolve(spec), RULES[rule_name], spec, device=device)
+        subject.caps  # probe now, so that an unusable implementation is a usage error, not a failing test
+    except (SpecError, NotAnOptimizer) as e:
+        raise pytest.UsageError(str(e)) from None
+    return [subject]
+
+
+def pytest_configure(config):
+    config.subjects = _subjects(config)
+
+
+def pytest_report_header(config):
+    subjects = config.subjects
+    prof = settings._current_profile
+    lines = [f"optimizer conformance: torch {torch.__version__}, Python {platform.python_version()}, "
+             f"Hypothesis profile {prof!r} ({settings().max_examples} examples per test)"]
+    if config.getoption("optimizer"):
+        s = subjects[0]
+        lines += [
+            f"implementation: {s.id}  rule: {s.rule.name} ({s.rule.source})  device: {s.device}",
+            f"hyperparameters varied: {', '.join(s.varied()) or 'none'}",
+            f"held at the rule's defaults: {', '.join(f'{k}={v!r}' for k, v in s.held().items()) or 'none'}",
+            "API: " + ", ".join(f"{f}={'yes' if getattr(s.caps, f) else 'no'}"
+                                for f in ("param_groups", "state_dict", "closure", "zero_grad", "add_param_group")),
+        ]
+    else:
+        lines.append(f"built-in implementations: {len(subjects)} "
+                     f"({', '.join(sorted({s.rule.name for s in subjects}))}); device: {subjects[0].device}")
+    from properties.test_trajectory import DTYPES
+    lines.append(f"dtypes: {', '.join(str(d).replace('torch.', '') for d in DTYPES)}")
+    return lines
+
+
+def pytest_generate_tests(metafunc):
+    if "subject" in metafunc.fixturenames:
+        subjects = metafunc.config.subjects
+        metafunc.parametrize("subject", subjects, ids=[s.id for s in subjects])

@@ -1,0 +1,39 @@
+"""The implementations checked when no ``--optimizer`` is given: every torch.optim class the suite has a rule for,
+in each code path torch offers on the device (for-loop, foreach, fused), and the documents' template optimizers."""
+from __future__ import annotations
+
+import torch
+
+from optimizers import template
+from optimizers.adapters import Subject
+from reference.registry import RULES
+
+# torch.optim classes with a fused kernel; torch raises when fused=True is asked of the others.
+FUSED = {"SGD", "Adam", "AdamW", "Adagrad"}
+
+TEMPLATE_RULES = {"GD": "sgd", "Momentum": "book_momentum", "Adagrad": "book_adagrad", "RMSProp": "book_rmsprop",
+                  "Adam": "book_adam"}
+
+
+def torch_subjects(device: str = "cpu") -> list[Subject]:
+    out = []
+    for rule in RULES.values():
+        if rule.torch_class is None:
+            continue
+        cls = getattr(torch.optim, rule.torch_class)
+        paths = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}}
+        if rule.torch_class in FUSED:
+            paths["fused"] = {"fused": True}
+        for path, fixed in paths.items():
+            out.append(Subject(f"torch.optim.{rule.torch_class}[{path}]", cls, rule, f"torch.optim:{rule.torch_class}",
+                               fixed, device))
+    return out
+
+
+def template_subjects(device: str = "cpu") -> list[Subject]:
+    return [Subject(f"template.{name}", getattr(template, name), RULES[rule], f"optimizers.template:{name}",
+                    device=device) for name, rule in TEMPLATE_RULES.items()]
+
+
+def builtin_subjects(device: str = "cpu") -> list[Subject]:
+    return torch_subjects(device) + template_subjects(device)

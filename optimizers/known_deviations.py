@@ -1,0 +1,111 @@
+"""Where torch.optim itself disagrees with its documented rule, found by this suite and verified by hand.
+
+The reference stays right. For the implementations a deviation concerns, the trajectory search either runs the
+affected cases under a ``workaround`` that removes the deviation (so the rest of the rule is still checked) or
+skips them; and ``properties/test_known_deviations.py`` runs the deviation's own ``example`` as a strict expected
+failure, visible in every run's summary — if torch fixes it, that test passes unexpectedly and fails the run.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, ContextManager
+
+import numpy as np
+import torch
+
+from reference.registry import RULES
+from reference.trajectory import Case, Group
+
+NOT_FILED = "no upstream issue found (searched pytorch/pytorch issues, 2026-11-21)"
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype):
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
+
+
+@dataclass(frozen=True)
+class KnownDeviation:
+    name: str
+    torch_class: str                      # the torch.optim class concerned
+    paths: tuple[str, ...]                # its code paths concerned: for-loop, foreach, fused
+    when: Callable[[Case], bool]          # the cases on which it deviates
+    reason: str
+    link: str
+    example: Callable[[], Case]           # a small case that shows it
+    workaround: Callable[[Case], ContextManager] | None = None
+
+    def concerns(self, subject) -> bool:
+        cls = getattr(torch.optim, self.torch_class)
+        path = "foreach" if subject.fixed.get("foreach") else "fused" if subject.fixed.get("fused") else "for-loop"
+        return subject.factory is cls and path in self.paths
+
+
+def _case(rule: str, hps: list[dict], params, grads, dtype=torch.float64) -> Case:
+    r = RULES[rule]
+    groups = [Group((i,), {**r.defaults(), **hp}) for i, hp in enumerate(hps)]
+    grads = [[np.asarray(g, dtype=np.float64) for g in row] for row in grads]
+    lrs = [[g.hp["lr"] for g in groups] for _ in grads]
+    return Case(r, groups, [np.asarray(p, dtype=np.float64) for p in params], grads, lrs, dtype)
+
+
+ALL = ("for-loop", "foreach", "fused")
+DEVIATIONS: list[KnownDeviation] = [
+    KnownDeviation(
+        "adagrad-group-initial-accumulator", "Adagrad", ALL,
+        when=lambda c: any(g.hp["initial_accumulator_value"] != c.groups[0].hp["initial_accumulator_value"]
+                           for g in c.groups),
+        reason="Adagrad fills every group's accumulator with the constructor's initial_accumulator_value "
+               "(__init__ reads the argument, _init_group reads self.defaults), ignoring a param group's own value",
+        link=NOT_FILED,
+        example=lambda: _case("adagrad", [{"lr": 0.01}, {"lr": 0.01, "initial_accumulator_value": 1.0}],
+                              [1.0, 1.0], [[1.0, 1.0]]),
+    ),
+    KnownDeviation(
+        "nadam-float32-mu-product", "NAdam", ALL,
+        when=lambda c: c.dtype == torch.float64 and torch.get_default_dtype() != torch.float64,
+        reason="NAdam keeps the running product ∏μ_i in a scalar tensor of the default dtype (float32), so "
+               "float64 parameters get a bias correction off by ~1e-8 relative; the search runs float64 cases "
+               "with torch's default dtype set to float64, which removes it",
+        link=NOT_FILED,
+        example=lambda: _case("nadam", [{}], [1.0], [[1.0], [1.0], [1.0]]),
+        workaround=lambda c: default_dtype(torch.float64),
+    ),
+    KnownDeviation(
+        "asgd-float32-eta", "ASGD", ALL,
+        when=lambda c: c.dtype == torch.float64 and torch.get_default_dtype() != torch.float64,
+        reason="ASGD keeps η and μ in scalar tensors of the default dtype (float32), so float64 parameters move "
+               "by a rounded step size (~1e-8 relative); the search runs float64 cases with torch's default dtype "
+               "set to float64, which removes it",
+        link=NOT_FILED,
+        example=lambda: _case("asgd", [{}], [1.0], [[1.0]]),
+        workaround=lambda c: default_dtype(torch.float64),
+    ),
+    KnownDeviation(
+        "rprop-clamps-initial-step", "Rprop", ALL,
+        when=lambda c: any(not (g.hp["step_sizes"][0] <= g.hp["lr"] <= g.hp["step_sizes"][1]) for g in c.groups),
+        reason="Rprop clamps the step size into [Γ_min, Γ_max] on every step; the documented rule keeps η_{t−1} "
+               "when g_prev·g = 0 (always on the first step), so they differ when lr lies outside step_sizes",
+        link=NOT_FILED,
+        example=lambda: _case("rprop", [{"lr": 0.01, "step_sizes": (1e-6, 1e-3)}], [1.0], [[1.0]]),
+    ),
+    KnownDeviation(
+        "radam-foreach-nan-eps0", "RAdam", ("foreach",),
+        when=lambda c: any(g.hp["eps"] == 0 for g in c.groups),
+        reason="foreach RAdam computes the rectified step √(1−β2^t)/(√v+ε) for every element even in the "
+               "unrectified phase (ρ_t ≤ 5) and masks it afterwards; with eps = 0 and a zero gradient element "
+               "that is 0/0, and the NaN reaches θ, where the rule takes θ − γ m̂",
+        link=NOT_FILED,
+        example=lambda: _case("radam", [{"eps": 0.0}], [1.0], [[0.0]]),
+    ),
+]
+
+
+def applicable(subject, case: Case) -> list[KnownDeviation]:
+    return [d for d in DEVIATIONS if d.concerns(subject) and d.when(case)]

@@ -1,0 +1,116 @@
+"""Assertions that explain a failure in the reader's terms — rule, hyperparameters, step, parameter, element,
+expected, actual, error, tolerance — and print a reproducer that runs without the suite."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from optimizers.adapters import Subject
+from optimizers.loading import reproducer_import
+from reference.trajectory import Case
+
+
+class NonConformance(AssertionError):
+    """The implementation left the rule; the message is the whole explanation."""
+
+
+def _fmt(x: float) -> str:
+    return repr(float(x))
+
+
+def _hp(hp: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in hp.items())
+
+
+def _lit(a) -> str:
+    return "None" if a is None else repr(np.asarray(a).tolist())
+
+
+def reproducer(subject: Subject, case: Case, upto: int, i: int, index: tuple, expected: float, tol: float) -> str:
+    """A self-contained script: the same parameters, groups, learning rates and gradients, steps 0..upto, and the
+    reference's value for the failing element with the tolerance, as literals."""
+    dt = str(case.dtype)
+    accepted = subject.caps.accepted
+    kwargs = {k: v for k, v in case.groups[0].hp.items() if k in accepted}
+    kwargs.update(subject.fixed)
+    lines = ["import torch", reproducer_import(subject.spec), "",
+             f"params = [torch.nn.Parameter(torch.tensor(v, dtype={dt}, device={subject.device!r})) for v in ["]
+    lines += [f"    {_lit(p)}," for p in case.params] + ["]]"]
+    if subject.caps.param_groups:
+        lines.append("groups = [")
+        for g in case.groups:
+            own = "" if g.inherits else "".join(f", {k!r}: {v!r}" for k, v in g.hp.items() if k in accepted)
+            lines.append(f"    {{'params': [{', '.join(f'params[{j}]' for j in g.indices)}]{own}}},")
+        lines += ["]", f"opt = Impl(groups, **{kwargs!r})"]
+    else:
+        lines.append(f"opt = Impl(params, **{kwargs!r})")
+    sched = subject.caps.param_groups and "lr" in accepted and case.rule.hyper("lr").scheduled
+    lines.append("steps = [  # per step: (learning rate per group, gradient per parameter)")
+    for t in range(upto + 1):
+        lrs = case.lrs[t] if sched else None
+        lines.append(f"    ({lrs!r}, [{', '.join(_lit(g) for g in case.grads[t])}]),")
+    lines += [
+        "]",
+        "for lrs, grads in steps:",
+        "    for group, lr in zip(getattr(opt, 'param_groups', []), lrs or []):",
+        "        group['lr'] = lr",
+        "    for p, g in zip(params, grads):",
+        f"        p.grad = None if g is None else torch.tensor(g, dtype={dt}, device=p.device)",
+        "    opt.step()",
+        f"actual = params[{i}].detach().double().cpu()[{index!r}].item()",
+        f"expected = {_fmt(expected)}  # reference rule {case.rule.name!r}, float64",
+        f"print(f'actual {{actual!r}}, expected {{expected!r}}, error {{abs(actual - expected):.3g}}, "
+        f"tolerance {tol:.3g}')",
+        f"assert abs(actual - expected) <= {tol!r}",
+    ]
+    return "\n".join(lines)
+
+
+def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, tol) -> None:
+    """Every parameter after every step within tolerance of the reference; the first deviation explained."""
+    __tracebackhide__ = True
+    for t, (act_t, exp_t, tol_t) in enumerate(zip(actual, expected, tol)):
+        for i, (a, e, tl) in enumerate(zip(act_t, exp_t, tol_t)):
+            if a.shape != e.shape:
+                raise NonConformance(f"{subject.id}: after step {t} parameter {i} has shape {a.shape}, "
+                                     f"but should keep its shape {e.shape}")
+            with np.errstate(invalid="ignore"):
+                err = np.abs(a - e)
+            bad = ~(err <= tl)  # NaN in the actual counts as a deviation
+            if not bad.any():
+                continue
+            flat = int(np.argmax(np.where(bad, np.nan_to_num(err / np.maximum(tl, 1e-300), nan=np.inf), -1)))
+            index = tuple(int(x) for x in np.unravel_index(flat, e.shape)) if e.shape else ()
+            k = case.group_of(i)
+            hp = case.hp_at(i, t)
+            held = subject.held()
+            raise NonConformance("\n".join([
+                f"{subject.id} does not conform to rule {case.rule.name!r} ({case.rule.source}).",
+                f"  step {t} of {case.steps} (0-based), parameter {i} (shape {tuple(e.shape)}, group {k}), "
+                f"element {index}, dtype {str(case.dtype).replace('torch.', '')}",
+                f"  expected {_fmt(e[index])}   actual {_fmt(a[index])}",
+                f"  error {float(err[index]):.3g}  >  tolerance {float(tl[index]):.3g}"
+                f"   ({int(bad.sum())} of {bad.size} elements off at this step)",
+                f"  hyperparameters of group {k} at this step: {_hp(hp)}",
+                *([f"  held at the rule's defaults (not accepted by the constructor): {_hp(held)}"] if held else []),
+                f"  gradient of parameter {i} at this step: "
+                f"{_lit(case.grads[t][i]) if case.grads[t][i] is not None else 'None (no gradient)'}",
+                f"  rule: {case.rule.formula.splitlines()[0]}",
+                "Reproduce without the suite:",
+                "-" * 72,
+                reproducer(subject, case, t, i, index, float(e[index]), float(tl[index])),
+                "-" * 72,
+            ]))
+
+
+def assert_finite_where_reference_is(subject: Subject, t: int, actual, expected) -> None:
+    __tracebackhide__ = True
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        bad = ~np.isfinite(a) & np.isfinite(e)
+        if bad.any():
+            raise NonConformance(f"{subject.id}: step {t}, parameter {i}: got {a[bad][0]!r} where the reference "
+                                 f"is finite ({e[bad][0]!r})")
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")

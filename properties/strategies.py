@@ -1,0 +1,118 @@
+"""Hypothesis strategies, all derived from a rule's declaration (``reference/declarations.py``).
+
+Hyperparameters are drawn over each one's searched range with its edge values drawn first-class; invalid
+combinations are repaired by the rule's constraints rather than rejected. Tensors are small (what matters is the
+arithmetic per element), of varied shapes including 0-d and repeated shapes; gradient magnitudes span 1e-8..1e4
+(narrower where the dtype cannot hold their squares), with exact zeros and steps where a parameter has no gradient.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+
+from reference.declarations import Flag, Pair, Real, Rule
+from reference.trajectory import Case, Group
+
+MAX_STEPS = 20
+SHAPES = [(), (1,), (2,), (3,), (5,), (2, 2), (2, 3), (3, 1, 2), (7,)]
+
+
+def real(domain: Real) -> st.SearchStrategy[float]:
+    lo, hi = domain.search or (domain.lo, domain.hi)
+    if domain.log:
+        body = st.floats(math.log10(lo), math.log10(hi)).map(lambda e: float(10.0**e))
+    else:
+        body = st.floats(lo, hi, exclude_min=domain.lo_open and lo == domain.lo,
+                         exclude_max=domain.hi_open and hi == domain.hi)
+    edges = [e for e in domain.edges if domain.contains(e)]
+    return st.one_of(st.sampled_from(edges), body) if edges else body
+
+
+def value(domain) -> st.SearchStrategy:
+    if isinstance(domain, Flag):
+        return st.booleans()
+    if isinstance(domain, Pair):
+        return st.tuples(real(domain.first), real(domain.second))
+    return real(domain)
+
+
+@st.composite
+def hyperparameters(draw, rule: Rule, accepted: frozenset[str]) -> dict:
+    """A valid hyperparameter dict: accepted ones drawn, the rest held at the rule's defaults."""
+    hp = {h.name: draw(value(h.domain)) if h.name in accepted else h.default for h in rule.hypers}
+    for c in rule.constraints:
+        if not c.holds(hp):
+            hp = c.repair(hp)
+    return hp
+
+
+def magnitude_range(dtype: torch.dtype) -> tuple[float, float]:
+    """Gradient magnitudes searched for ``dtype``: 1e-8..1e4, narrowed so that squares of gradients stay normal
+    numbers of the dtype (float16: about 0.08..26); below, rules like Adam are undefined at that precision."""
+    info = torch.finfo(dtype)
+    return max(1e-8, math.sqrt(info.tiny) * 10), min(1e4, math.sqrt(info.max) / 10)
+
+
+@st.composite
+def tensor(draw, shape: tuple, lo: float, hi: float, zeros: bool = True) -> np.ndarray:
+    """Elements of magnitude in [lo, hi] around a drawn centre, random signs, some exact zeros."""
+    n = int(np.prod(shape)) if shape else 1
+    centre = draw(st.floats(math.log10(lo), math.log10(hi)))
+    spread = draw(st.sampled_from([0.0, 1.0, 4.0]))
+    zero_fraction = draw(st.sampled_from([0.0, 0.0, 0.3, 1.0])) if zeros else 0.0
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    exps = np.clip(centre + spread * rng.uniform(-1, 1, n), math.log10(lo), math.log10(hi))
+    values = np.where(rng.random(n) < 0.5, -1.0, 1.0) * 10.0**exps
+    values[rng.random(n) < zero_fraction] = 0.0
+    return values.reshape(shape)
+
+
+def representable(a: np.ndarray, dtype: torch.dtype) -> np.ndarray:
+    """``a`` rounded to ``dtype`` and back to float64: what the implementation and the reference both see."""
+    return torch.tensor(a, dtype=torch.float64).to(dtype).to(torch.float64).numpy()
+
+
+@st.composite
+def cases(draw, subject, dtype: torch.dtype = torch.float64, max_steps: int = MAX_STEPS) -> Case:
+    """A trajectory case for ``subject``'s rule, using only the API features ``subject`` has."""
+    rule, caps = subject.rule, subject.caps
+    n = draw(st.integers(1, 4))
+    shapes = []
+    for _ in range(n):
+        repeat = shapes and draw(st.booleans())
+        shapes.append(shapes[-1] if repeat else draw(st.sampled_from(SHAPES)))
+    lo, hi = magnitude_range(dtype)
+    params = [representable(draw(tensor(s, 1e-3, min(1e3, hi))), dtype) for s in shapes]
+
+    n_groups = draw(st.integers(1, n)) if caps.param_groups else 1
+    order = draw(st.permutations(range(n))) if n_groups > 1 else list(range(n))
+    cuts = sorted(draw(st.lists(st.integers(1, n - 1), min_size=n_groups - 1, max_size=n_groups - 1,
+                                unique=True))) if n_groups > 1 else []
+    bounds = [0, *cuts, n]
+    groups = []
+    for k in range(n_groups):
+        indices = tuple(sorted(order[bounds[k]:bounds[k + 1]]))
+        inherits = k > 0 and draw(st.booleans())
+        hp = dict(groups[0].hp) if inherits else draw(hyperparameters(rule, caps.accepted))
+        groups.append(Group(indices, hp, inherits))
+
+    steps = draw(st.integers(1, max_steps))
+    grads = []
+    for _ in range(steps):
+        row = []
+        for s in shapes:
+            present = draw(st.sampled_from([True, True, True, True, False]))
+            row.append(representable(draw(tensor(s, lo, hi)), dtype) if present else None)
+        grads.append(row)
+
+    scheduled = caps.param_groups and "lr" in caps.accepted and rule.hyper("lr").scheduled
+    factors = [1.0] + [draw(st.sampled_from([1.0, 1.0, 0.5, 0.1, 2.0]) | st.floats(0.01, 3.0))
+                       if scheduled else 1.0 for _ in range(steps - 1)]
+    lrs, f = [], 1.0
+    for factor in factors:
+        f *= factor
+        lrs.append([g.hp["lr"] * f if "lr" in g.hp else None for g in groups])
+    return Case(rule, groups, params, grads, lrs, dtype)

@@ -1,0 +1,45 @@
+"""Trajectory conformance: driven by the same gradients, the implementation's parameters equal the reference rule's
+after every step, within the tolerance model of ``properties/tolerances.py``."""
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import assume, given, note
+from hypothesis import strategies as st
+
+from optimizers.adapters import implementation_trajectory
+import contextlib
+
+from optimizers.known_deviations import applicable
+from properties.assertions import assert_trajectory_conforms
+from properties.strategies import cases
+from properties.tolerances import judgeable, tolerances
+from reference.trajectory import reference_trajectory
+
+DTYPES = (torch.float64, torch.float32, torch.bfloat16, torch.float16)
+
+
+def check_trajectory(subject, case, known_deviations: bool = True) -> None:
+    """One example of the property: judge ``case`` unless the rule is undefined for it at its precision.
+    Cases on which ``subject`` has a known deviation run under its workaround, or are skipped without one."""
+    expected = reference_trajectory(case)
+    assume(judgeable(case, expected))
+    tol = tolerances(case, expected)
+    assume(judgeable(case, expected, tol))
+    deviations = applicable(subject, case) if known_deviations else []
+    assume(all(d.workaround for d in deviations))
+    note(repr(case))
+    with contextlib.ExitStack() as stack:
+        for d in deviations:
+            stack.enter_context(d.workaround(case))
+        actual = implementation_trajectory(subject, case)
+    assert_trajectory_conforms(subject, case, actual, expected, tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=[str(d).replace("torch.", "") for d in DTYPES])
+@given(data=st.data())
+def test_trajectory_matches_reference_rule(subject, dtype, data):
+    """For hyperparameters drawn over their whole valid domain, 1–4 parameters of varied shapes, 1–20 steps of
+    gradients spanning 1e-8..1e4 (with zeros and missing gradients), per-group hyperparameters and scheduled
+    learning rates: every parameter after every step equals the reference rule's within tolerance."""
+    check_trajectory(subject, data.draw(cases(subject, dtype), label="case"))

@@ -1,0 +1,151 @@
+"""Declarations: a rule, its hyperparameters (valid domain, searched range, edge values) and invalid combinations.
+
+A rule declares its hyperparameters once, with these classes; Hypothesis strategies (``properties/strategies.py``),
+the run header, and the invalid-input checks all derive from that declaration.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Real:
+    """A real hyperparameter valid on [lo, hi] (bounds open where said), searched on ``search`` (log scale if ``log``).
+
+    ``edges`` are values drawn with priority (zero, the default, the bounds of the search range).
+    ``enforced`` names the bounds ("lo", "hi") past which a torch.optim-style implementation must raise
+    ValueError, as torch does; past the other bounds the rule merely has no defined meaning.
+    """
+
+    lo: float
+    hi: float = math.inf
+    lo_open: bool = False
+    hi_open: bool = False
+    search: tuple[float, float] | None = None
+    log: bool = False
+    edges: tuple[float, ...] = ()
+    enforced: tuple[str, ...] = ("lo",)
+
+    def contains(self, x: float) -> bool:
+        above = x > self.lo if self.lo_open else x >= self.lo
+        below = x < self.hi if self.hi_open else x <= self.hi
+        return above and below and not math.isnan(x)
+
+    def describe(self) -> str:
+        lb = "(" if self.lo_open else "["
+        rb = ")" if self.hi_open or math.isinf(self.hi) else "]"
+        hi = "inf" if math.isinf(self.hi) else f"{self.hi:g}"
+        return f"{lb}{self.lo:g}, {hi}{rb}"
+
+    def outside(self) -> list[float]:
+        """Values just outside the valid domain (for the checks that invalid input is rejected)."""
+        out = []
+        if "lo" in self.enforced and math.isfinite(self.lo):
+            out.append(self.lo if self.lo_open else self.lo - max(abs(self.lo), 1.0) * 1e-3)
+        if "hi" in self.enforced and math.isfinite(self.hi):
+            out.append(self.hi if self.hi_open else self.hi + max(abs(self.hi), 1.0) * 1e-3)
+        return out
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A boolean hyperparameter; both values are edges."""
+
+    def contains(self, x: Any) -> bool:
+        return isinstance(x, bool)
+
+    def describe(self) -> str:
+        return "{False, True}"
+
+    def outside(self) -> list[Any]:
+        return []
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A pair of reals passed as one tuple argument (``betas``, ``etas``, ``step_sizes``)."""
+
+    first: Real
+    second: Real
+
+    def contains(self, x: Any) -> bool:
+        return len(x) == 2 and self.first.contains(x[0]) and self.second.contains(x[1])
+
+    def describe(self) -> str:
+        return f"({self.first.describe()}, {self.second.describe()})"
+
+    def outside(self) -> list[tuple[float, float]]:
+        ok1 = self.first.edges[0] if self.first.edges else self.first.lo
+        ok2 = self.second.edges[0] if self.second.edges else self.second.lo
+        return [(v, ok2) for v in self.first.outside()] + [(ok1, v) for v in self.second.outside()]
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """One constructor hyperparameter of a rule: torch's name for it, its default, and its domain."""
+
+    name: str
+    default: Any
+    domain: Real | Flag | Pair
+    doc: str = ""
+    #: changed between steps by a scheduler through ``param_groups`` (only ``lr`` today)
+    scheduled: bool = False
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A combination of hyperparameters the rule does not define.
+
+    ``holds(hp)`` is True for valid combinations. ``repair`` maps an invalid draw to a valid one (the strategies
+    use it instead of rejecting draws); ``violations`` gives invalid combinations made from a valid one, which a
+    torch.optim-style implementation must reject with ValueError when ``enforced``.
+    """
+
+    reason: str
+    holds: Callable[[dict], bool]
+    repair: Callable[[dict], dict]
+    violations: Callable[[dict], list[dict]] = field(default=lambda hp: [])
+    enforced: bool = True
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One update rule: the pure function that applies it and the one declaration everything else derives from.
+
+    ``update(θ, g, state, **hyperparameters) -> (θ, state)`` maps one parameter tensor (float64), its gradient and
+    its state (a dict, empty before the first step) to the new parameter and state; it never mutates its inputs.
+    ``buffers`` are the per-element state tensors an implementation must keep (benchmark byte counts use them).
+    """
+
+    name: str
+    update: Callable[..., tuple[Any, dict]]
+    hypers: tuple[Hyper, ...]
+    source: str
+    torch_class: str | None = None
+    constraints: tuple[Constraint, ...] = ()
+    buffers: Callable[[dict], tuple[str, ...]] = field(default=lambda hp: ())
+    elementwise: bool = True
+
+    @property
+    def formula(self) -> str:
+        return (self.update.__doc__ or "").strip()
+
+    def hyper(self, name: str) -> Hyper:
+        for h in self.hypers:
+            if h.name == name:
+                return h
+        raise KeyError(f"rule {self.name!r} has no hyperparameter {name!r}; it has {', '.join(self.names)}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(h.name for h in self.hypers)
+
+    def defaults(self) -> dict:
+        return {h.name: h.default for h in self.hypers}
+
+    def valid(self, hp: dict) -> bool:
+        return all(self.hyper(k).domain.contains(v) for k, v in hp.items()) and all(
+            c.holds({**self.defaults(), **hp}) for c in self.constraints
+        )

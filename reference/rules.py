@@ -1,0 +1,439 @@
+"""Reference update rules, one per torch.optim class, written from the pseudo-code in torch.optim's documentation
+and the papers it cites — never by calling torch.optim.
+
+Each rule is a pure function ``rule(θ, g, state, **hyperparameters) -> (θ, state)`` on float64 tensors, with its
+formula in its docstring in the notation of the documentation (γ lr, λ weight decay, t the step count, starting
+at 1). ``maximize`` negates the gradient before anything else, as the documented SGD, Adam and AdamW algorithms
+write it; torch's other classes, whose pseudo-code omits ``maximize``, take the same convention.
+Each function is followed by its declaration: hyperparameters (valid domain, searched range, edges) and the
+combinations the rule does not define.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from reference.declarations import Constraint, Flag, Hyper, Pair, Real, Rule
+
+
+# ---- shared hyperparameter declarations --------------------------------------------------------------------------
+def LR(default: float) -> Hyper:
+    return Hyper("lr", default, Real(0.0, search=(1e-5, 10.0), log=True, edges=(0.0, default)),
+                 "learning rate γ; changed between steps as a scheduler does", scheduled=True)
+
+
+def EPS(default: float) -> Hyper:
+    return Hyper("eps", default, Real(0.0, search=(1e-12, 1e-1), log=True, edges=(default, 0.0, 1e-12, 1e-1)),
+                 "ε, added to the denominator")
+
+
+def WD(default: float = 0.0) -> Hyper:
+    return Hyper("weight_decay", default, Real(0.0, search=(1e-4, 10.0), log=True, edges=(0.0, default, 1.0)),
+                 "weight decay λ")
+
+
+MAXIMIZE = Hyper("maximize", False, Flag(), "ascend instead of descend: g ← −∇f")
+BETA = Real(0.0, 1.0, hi_open=True, search=(0.0, 0.999), edges=(0.0, 0.9, 0.5), enforced=("lo", "hi"))
+BETA2 = Real(0.0, 1.0, hi_open=True, search=(0.0, 0.9999), edges=(0.999, 0.0, 0.9999), enforced=("lo", "hi"))
+
+
+def BETAS(default=(0.9, 0.999)) -> Hyper:
+    return Hyper("betas", default, Pair(BETA, BETA2), "(β1, β2): decay of the first and second moment averages")
+
+
+def _zeros(θ):
+    return torch.zeros_like(θ)
+
+
+# ---- SGD -----------------------------------------------------------------------------------------------------------
+def sgd(θ, g, state, *, lr, momentum, dampening, weight_decay, nesterov, maximize):
+    """SGD with momentum μ, dampening τ, Nesterov (torch.optim.SGD documentation).
+
+    g ← −g if maximize;  g ← g + λθ;
+    if μ ≠ 0:  b_1 = g,  b_t = μ b_{t−1} + (1 − τ) g  (t > 1);   g ← g + μ b_t if nesterov else b_t
+    θ ← θ − γ g
+    """
+    g = -g if maximize else g
+    if weight_decay != 0:
+        g = g + weight_decay * θ
+    if momentum != 0:
+        b = g if "b" not in state else momentum * state["b"] + (1 - dampening) * g
+        g = g + momentum * b if nesterov else b
+        state = {"b": b}
+    return θ - lr * g, state
+
+
+def _nesterov_repair(hp):
+    if hp["nesterov"]:
+        return {**hp, "dampening": 0.0, "momentum": hp["momentum"] if hp["momentum"] > 0 else 0.9}
+    return hp
+
+
+SGD = Rule(
+    "sgd", sgd, source="torch.optim.SGD documentation; Sutskever et al. 2013 for Nesterov", torch_class="SGD",
+    hypers=(
+        LR(1e-3),
+        Hyper("momentum", 0.0, Real(0.0, search=(0.0, 0.999), edges=(0.0, 0.9, 1.0)), "momentum factor μ"),
+        Hyper("dampening", 0.0, Real(0.0, 1.0, search=(0.0, 1.0), edges=(0.0, 0.5, 1.0), enforced=()),
+              "dampening τ of the momentum buffer (not applied on its first step)"),
+        WD(),
+        Hyper("nesterov", False, Flag(), "Nesterov momentum"),
+        MAXIMIZE,
+    ),
+    constraints=(
+        Constraint("nesterov needs momentum > 0 and dampening = 0",
+                   holds=lambda hp: not hp["nesterov"] or (hp["momentum"] > 0 and hp["dampening"] == 0),
+                   repair=_nesterov_repair,
+                   violations=lambda hp: [{**hp, "nesterov": True, "momentum": 0.0, "dampening": 0.0},
+                                          {**hp, "nesterov": True, "momentum": 0.9, "dampening": 0.5}]),
+    ),
+    buffers=lambda hp: ("momentum_buffer",) if hp["momentum"] != 0 else (),
+)
+
+
+# ---- Adam / AdamW --------------------------------------------------------------------------------------------------
+def adam(θ, g, state, *, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay=False):
+    """Adam (Kingma & Ba 2015; torch.optim.Adam documentation), AMSGrad (Reddi et al. 2018).
+
+    g ← −g if maximize;  g ← g + λθ (coupled L2)  or  θ ← θ − γλθ (decoupled, as AdamW)
+    m_t = β1 m_{t−1} + (1 − β1) g;   v_t = β2 v_{t−1} + (1 − β2) g²;   m̂ = m_t / (1 − β1^t)
+    v̂ = max(v^max_{t−1}, v_t) / (1 − β2^t) if amsgrad else v_t / (1 − β2^t)
+    θ ← θ − γ m̂ / (√v̂ + ε)
+    """
+    β1, β2 = betas
+    t = state.get("t", 0) + 1
+    g = -g if maximize else g
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            θ = θ - lr * weight_decay * θ
+        else:
+            g = g + weight_decay * θ
+    m = β1 * state.get("m", _zeros(θ)) + (1 - β1) * g
+    v = β2 * state.get("v", _zeros(θ)) + (1 - β2) * g * g
+    m_hat = m / (1 - β1**t)
+    new_state = {"t": t, "m": m, "v": v}
+    if amsgrad:
+        v_max = torch.maximum(state.get("v_max", _zeros(θ)), v)
+        v_hat = v_max / (1 - β2**t)
+        new_state["v_max"] = v_max
+    else:
+        v_hat = v / (1 - β2**t)
+    return θ - lr * m_hat / (torch.sqrt(v_hat) + eps), new_state
+
+
+def adamw(θ, g, state, *, lr, betas, eps, weight_decay, amsgrad, maximize):
+    """AdamW (Loshchilov & Hutter 2019; torch.optim.AdamW documentation): Adam with decoupled weight decay.
+
+    θ ← θ − γλθ;  then Adam's moment updates and θ ← θ − γ m̂ / (√v̂ + ε), with g ← −g if maximize
+    """
+    return adam(θ, g, state, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                maximize=maximize, decoupled_weight_decay=True)
+
+
+def _adam_buffers(hp):
+    return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if hp["amsgrad"] else ())
+
+
+_ADAM_COMMON = (EPS(1e-8), Hyper("amsgrad", False, Flag(), "AMSGrad: use the running maximum of v"), MAXIMIZE)
+ADAM = Rule(
+    "adam", adam, source="torch.optim.Adam documentation; Kingma & Ba 2015; Reddi et al. 2018",
+    torch_class="Adam",
+    hypers=(LR(1e-3), BETAS(), WD(), *_ADAM_COMMON,
+            Hyper("decoupled_weight_decay", False, Flag(), "apply weight decay to θ as AdamW does")),
+    buffers=_adam_buffers,
+)
+ADAMW = Rule(
+    "adamw", adamw, source="torch.optim.AdamW documentation; Loshchilov & Hutter 2019", torch_class="AdamW",
+    hypers=(LR(1e-3), BETAS(), WD(1e-2), *_ADAM_COMMON),
+    buffers=_adam_buffers,
+)
+
+
+# ---- RMSprop -------------------------------------------------------------------------------------------------------
+def rmsprop(θ, g, state, *, lr, alpha, eps, weight_decay, momentum, centered, maximize):
+    """RMSprop (Hinton's lecture 6; centered form from Graves 2013; torch.optim.RMSprop documentation).
+
+    g ← −g if maximize;  g ← g + λθ;   v_t = α v_{t−1} + (1 − α) g²;   ṽ = v_t
+    if centered:  ḡ_t = α ḡ_{t−1} + (1 − α) g;   ṽ = v_t − ḡ_t²
+    if μ > 0:  b_t = μ b_{t−1} + g / (√ṽ + ε);  θ ← θ − γ b_t     else  θ ← θ − γ g / (√ṽ + ε)
+    """
+    g = -g if maximize else g
+    if weight_decay != 0:
+        g = g + weight_decay * θ
+    v = alpha * state.get("v", _zeros(θ)) + (1 - alpha) * g * g
+    new_state = {"v": v}
+    v_tilde = v
+    if centered:
+        g_ave = alpha * state.get("g_ave", _zeros(θ)) + (1 - alpha) * g
+        v_tilde = v - g_ave * g_ave
+        new_state["g_ave"] = g_ave
+    direction = g / (torch.sqrt(v_tilde) + eps)
+    if momentum > 0:
+        b = momentum * state.get("b", _zeros(θ)) + direction
+        new_state["b"] = b
+        return θ - lr * b, new_state
+    return θ - lr * direction, new_state
+
+
+RMSPROP = Rule(
+    "rmsprop", rmsprop, source="torch.optim.RMSprop documentation; Hinton, lecture 6; Graves 2013",
+    torch_class="RMSprop",
+    hypers=(
+        LR(1e-2),
+        Hyper("alpha", 0.99, Real(0.0, 1.0, search=(0.0, 0.9999), edges=(0.99, 0.0, 0.9)), "smoothing constant α"),
+        EPS(1e-8), WD(),
+        Hyper("momentum", 0.0, Real(0.0, search=(0.0, 0.999), edges=(0.0, 0.9)), "momentum factor μ"),
+        Hyper("centered", False, Flag(), "normalise by the estimated variance instead of the second moment"),
+        MAXIMIZE,
+    ),
+    buffers=lambda hp: ("square_avg",) + (("momentum_buffer",) if hp["momentum"] > 0 else ())
+    + (("grad_avg",) if hp["centered"] else ()),
+)
+
+
+# ---- Adagrad -------------------------------------------------------------------------------------------------------
+def adagrad(θ, g, state, *, lr, lr_decay, weight_decay, initial_accumulator_value, eps, maximize):
+    """Adagrad (Duchi et al. 2011; torch.optim.Adagrad documentation).
+
+    g ← −g if maximize;  γ̃ = γ / (1 + (t − 1) η);   g ← g + λθ
+    s_0 = τ (initial accumulator value);   s_t = s_{t−1} + g²;   θ ← θ − γ̃ g / (√s_t + ε)
+    """
+    t = state.get("t", 0) + 1
+    g = -g if maximize else g
+    lr_t = lr / (1 + (t - 1) * lr_decay)
+    if weight_decay != 0:
+        g = g + weight_decay * θ
+    s = state.get("sum", torch.full_like(θ, initial_accumulator_value)) + g * g
+    return θ - lr_t * g / (torch.sqrt(s) + eps), {"t": t, "sum": s}
+
+
+ADAGRAD = Rule(
+    "adagrad", adagrad, source="torch.optim.Adagrad documentation; Duchi et al. 2011", torch_class="Adagrad",
+    hypers=(
+        LR(1e-2),
+        Hyper("lr_decay", 0.0, Real(0.0, search=(1e-4, 1.0), log=True, edges=(0.0,)), "learning-rate decay η"),
+        WD(),
+        Hyper("initial_accumulator_value", 0.0, Real(0.0, search=(1e-3, 10.0), log=True, edges=(0.0, 0.1)),
+              "τ, the accumulator's starting value"),
+        EPS(1e-10), MAXIMIZE,
+    ),
+    buffers=lambda hp: ("sum",),
+)
+
+
+# ---- Adadelta ------------------------------------------------------------------------------------------------------
+def adadelta(θ, g, state, *, lr, rho, eps, weight_decay, maximize):
+    """Adadelta (Zeiler 2012; torch.optim.Adadelta documentation).
+
+    g ← −g if maximize;  g ← g + λθ;   v_t = ρ v_{t−1} + (1 − ρ) g²
+    Δx = √(u_{t−1} + ε) / √(v_t + ε) · g;   u_t = ρ u_{t−1} + (1 − ρ) Δx²;   θ ← θ − γ Δx
+    """
+    g = -g if maximize else g
+    if weight_decay != 0:
+        g = g + weight_decay * θ
+    v = rho * state.get("v", _zeros(θ)) + (1 - rho) * g * g
+    u = state.get("u", _zeros(θ))
+    dx = torch.sqrt(u + eps) / torch.sqrt(v + eps) * g
+    u = rho * u + (1 - rho) * dx * dx
+    return θ - lr * dx, {"v": v, "u": u}
+
+
+ADADELTA = Rule(
+    "adadelta", adadelta, source="torch.optim.Adadelta documentation; Zeiler 2012", torch_class="Adadelta",
+    hypers=(
+        LR(1.0),
+        Hyper("rho", 0.9, Real(0.0, 1.0, search=(0.0, 1.0), edges=(0.9, 0.0, 1.0), enforced=("lo", "hi")),
+              "decay ρ of the running averages"),
+        Hyper("eps", 1e-6, Real(0.0, search=(1e-12, 1e-1), log=True, edges=(1e-6, 1e-12, 1e-1)),
+              "ε inside both square roots (ε = 0 leaves 0/0 on the first step)"),
+        WD(), MAXIMIZE,
+    ),
+    buffers=lambda hp: ("square_avg", "acc_delta"),
+)
+
+
+# ---- Adamax --------------------------------------------------------------------------------------------------------
+def adamax(θ, g, state, *, lr, betas, eps, weight_decay, maximize):
+    """Adamax (Kingma & Ba 2015, §7.1; torch.optim.Adamax documentation).
+
+    g ← −g if maximize;  g ← g + λθ;   m_t = β1 m_{t−1} + (1 − β1) g;   u_t = max(β2 u_{t−1}, |g| + ε)
+    θ ← θ − γ m_t / ((1 − β1^t) u_t)
+    """
+    β1, β2 = betas
+    t = state.get("t", 0) + 1
+    g = -g if maximize else g
+    if weight_decay != 0:
+        g = g + weight_decay * θ
+    m = β1 * state.get("m", _zeros(θ)) + (1 - β1) * g
+    u = torch.maximum(β2 * state.get("u", _zeros(θ)), torch.abs(g) + eps)
+    return θ - lr * m / ((1 - β1**t) * u), {"t": t, "m": m, "u": u}
+
+
+ADAMAX = Rule(
+    "adamax", adamax, source="torch.optim.Adamax documentation; Kingma & Ba 2015 §7.1", torch_class="Adamax",
+    hypers=(LR(2e-3), BETAS(), EPS(1e-8), WD(), MAXIMIZE),
+    buffers=lambda hp: ("exp_avg", "exp_inf"),
+)
+
+
+# ---- NAdam ---------------------------------------------------------------------------------------------------------
+def nadam(θ, g, state, *, lr, betas, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize):
+    """NAdam (Dozat 2016; torch.optim.NAdam documentation), momentum decay ψ.
+
+    g ← −g if maximize;  θ ← θ − γλθ (decoupled)  or  g ← g + λθ
+    μ_t = β1 (1 − ½ 0.96^{tψ});   μ_{t+1} = β1 (1 − ½ 0.96^{(t+1)ψ})
+    m_t = β1 m_{t−1} + (1 − β1) g;   v_t = β2 v_{t−1} + (1 − β2) g²
+    m̂ = μ_{t+1} m_t / (1 − ∏_{i≤t+1} μ_i) + (1 − μ_t) g / (1 − ∏_{i≤t} μ_i);   v̂ = v_t / (1 − β2^t)
+    θ ← θ − γ m̂ / (√v̂ + ε)
+    """
+    β1, β2 = betas
+    t = state.get("t", 0) + 1
+    g = -g if maximize else g
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            θ = θ - lr * weight_decay * θ
+        else:
+            g = g + weight_decay * θ
+    μ_t = β1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
+    μ_next = β1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
+    μ_product = state.get("mu_product", 1.0) * μ_t
+    m = β1 * state.get("m", _zeros(θ)) + (1 - β1) * g
+    v = β2 * state.get("v", _zeros(θ)) + (1 - β2) * g * g
+    m_hat = μ_next * m / (1 - μ_product * μ_next) + (1 - μ_t) * g / (1 - μ_product)
+    v_hat = v / (1 - β2**t)
+    return θ - lr * m_hat / (torch.sqrt(v_hat) + eps), {"t": t, "mu_product": μ_product, "m": m, "v": v}
+
+
+NADAM = Rule(
+    "nadam", nadam, source="torch.optim.NAdam documentation; Dozat 2016", torch_class="NAdam",
+    hypers=(
+        LR(2e-3), BETAS(), EPS(1e-8), WD(),
+        Hyper("momentum_decay", 4e-3, Real(0.0, search=(1e-4, 1e-1), log=True, edges=(4e-3, 0.0)),
+              "momentum decay ψ"),
+        Hyper("decoupled_weight_decay", False, Flag(), "apply weight decay to θ as AdamW does"),
+        MAXIMIZE,
+    ),
+    buffers=lambda hp: ("exp_avg", "exp_avg_sq"),
+)
+
+
+# ---- RAdam ---------------------------------------------------------------------------------------------------------
+def radam(θ, g, state, *, lr, betas, eps, weight_decay, decoupled_weight_decay, maximize):
+    """RAdam (Liu et al. 2020; torch.optim.RAdam documentation).
+
+    g ← −g if maximize;  θ ← θ − γλθ (decoupled)  or  g ← g + λθ
+    m_t, v_t as Adam;  m̂ = m_t / (1 − β1^t);   ρ_∞ = 2 / (1 − β2) − 1;   ρ_t = ρ_∞ − 2t β2^t / (1 − β2^t)
+    if ρ_t > 5:  l_t = √(1 − β2^t) / (√v_t + ε);  r_t = √((ρ_t − 4)(ρ_t − 2)ρ_∞ / ((ρ_∞ − 4)(ρ_∞ − 2)ρ_t));
+                 θ ← θ − γ m̂ r_t l_t
+    else:        θ ← θ − γ m̂
+    """
+    β1, β2 = betas
+    t = state.get("t", 0) + 1
+    g = -g if maximize else g
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            θ = θ - lr * weight_decay * θ
+        else:
+            g = g + weight_decay * θ
+    m = β1 * state.get("m", _zeros(θ)) + (1 - β1) * g
+    v = β2 * state.get("v", _zeros(θ)) + (1 - β2) * g * g
+    m_hat = m / (1 - β1**t)
+    ρ_inf = 2 / (1 - β2) - 1
+    ρ_t = ρ_inf - 2 * t * β2**t / (1 - β2**t)
+    new_state = {"t": t, "m": m, "v": v}
+    if ρ_t > 5:
+        l_t = math.sqrt(1 - β2**t) / (torch.sqrt(v) + eps)
+        r_t = math.sqrt((ρ_t - 4) * (ρ_t - 2) * ρ_inf / ((ρ_inf - 4) * (ρ_inf - 2) * ρ_t))
+        return θ - lr * m_hat * r_t * l_t, new_state
+    return θ - lr * m_hat, new_state
+
+
+RADAM = Rule(
+    "radam", radam, source="torch.optim.RAdam documentation; Liu et al. 2020", torch_class="RAdam",
+    hypers=(LR(1e-3), BETAS(), EPS(1e-8), WD(),
+            Hyper("decoupled_weight_decay", False, Flag(), "apply weight decay to θ as AdamW does"), MAXIMIZE),
+    buffers=lambda hp: ("exp_avg", "exp_avg_sq"),
+)
+
+
+# ---- ASGD ----------------------------------------------------------------------------------------------------------
+def asgd(θ, g, state, *, lr, lambd, alpha, t0, weight_decay, maximize):
+    """Averaged SGD (Polyak & Juditsky 1992) with the step-size schedule of Bottou's "Stochastic Gradient Descent
+    Tricks" (2012), as torch.optim.ASGD applies it (its documentation gives no pseudo-code).
+
+    g ← −g if maximize;  g ← g + λ_wd θ;   η_1 = γ,  μ_1 = 1 (set when the state is created)
+    θ ← (1 − λ η_t) θ − η_t g;   ā ← ā + μ_t (θ − ā)  (ā ← θ while μ_t = 1)
+    η_{t+1} = γ / (1 + λ γ t)^α;   μ_{t+1} = 1 / max(1, t − t0)
+    """
+    t = state.get("t", 0) + 1
+    η, μ = state.get("eta", lr), state.get("mu", 1.0)
+    g = -g if maximize else g
+    if weight_decay != 0:
+        g = g + weight_decay * θ
+    θ = (1 - lambd * η) * θ - η * g
+    ax = θ.clone() if μ == 1 else state["ax"] + μ * (θ - state["ax"])
+    return θ, {"t": t, "eta": lr / (1 + lambd * lr * t) ** alpha, "mu": 1 / max(1, t - t0), "ax": ax}
+
+
+ASGD = Rule(
+    "asgd", asgd, source="torch.optim.ASGD source and docstring; Polyak & Juditsky 1992; Bottou 2012",
+    torch_class="ASGD",
+    hypers=(
+        LR(1e-2),
+        Hyper("lambd", 1e-4, Real(0.0, search=(1e-6, 1.0), log=True, edges=(1e-4, 0.0), enforced=()),
+              "decay term λ"),
+        Hyper("alpha", 0.75, Real(0.0, search=(0.0, 2.0), edges=(0.75, 0.0, 1.0), enforced=()),
+              "power α of the step-size schedule"),
+        Hyper("t0", 1e6, Real(0.0, search=(0.0, 30.0), edges=(1e6, 0.0, 3.0), enforced=()),
+              "step at which averaging starts"),
+        WD(), MAXIMIZE,
+    ),
+    buffers=lambda hp: ("ax",),
+)
+
+
+# ---- Rprop ---------------------------------------------------------------------------------------------------------
+def rprop(θ, g, state, *, lr, etas, step_sizes, maximize):
+    """Rprop (Riedmiller & Braun 1993; torch.optim.Rprop documentation), per element i:
+
+    g ← −g if maximize;  η_0 = γ,  g_prev = 0 (set when the state is created)
+    g_prev g > 0:  η_t = min(η_{t−1} η₊, Γ_max)
+    g_prev g < 0:  η_t = max(η_{t−1} η₋, Γ_min),  g ← 0
+    otherwise:     η_t = η_{t−1}
+    θ ← θ − η_t sign(g);   g_prev ← g
+    """
+    (eta_minus, eta_plus), (step_min, step_max) = etas, step_sizes
+    g = -g if maximize else g
+    prev, η = state.get("prev", _zeros(θ)), state.get("step_size", torch.full_like(θ, lr))
+    agree = prev * g
+    η = torch.where(agree > 0, torch.clamp(η * eta_plus, max=step_max),
+                    torch.where(agree < 0, torch.clamp(η * eta_minus, min=step_min), η))
+    g = torch.where(agree < 0, torch.zeros_like(g), g)
+    return θ - η * torch.sign(g), {"prev": g, "step_size": η}
+
+
+RPROP = Rule(
+    "rprop", rprop, source="torch.optim.Rprop documentation; Riedmiller & Braun 1993", torch_class="Rprop",
+    hypers=(
+        Hyper("lr", 1e-2, Real(0.0, search=(1e-5, 1.0), log=True, edges=(1e-2,)),
+              "initial step size η_0 (read once, when the state is created)"),
+        Hyper("etas", (0.5, 1.2),
+              Pair(Real(0.0, 1.0, lo_open=True, hi_open=True, search=(0.05, 0.95), edges=(0.5,), enforced=("lo", "hi")),
+                   Real(1.0, lo_open=True, search=(1.01, 3.0), edges=(1.2,), enforced=("lo",))),
+              "(η₋, η₊): step-size factors on a sign change and on agreement"),
+        Hyper("step_sizes", (1e-6, 50.0),
+              Pair(Real(0.0, search=(1e-8, 1e-3), log=True, edges=(1e-6,), enforced=()),
+                   Real(0.0, search=(1e-3, 100.0), log=True, edges=(50.0,), enforced=())),
+              "(Γ_min, Γ_max): bounds of the step size"),
+        MAXIMIZE,
+    ),
+    constraints=(
+        Constraint("step_sizes needs Γ_min ≤ Γ_max",
+                   holds=lambda hp: hp["step_sizes"][0] <= hp["step_sizes"][1],
+                   repair=lambda hp: {**hp, "step_sizes": tuple(sorted(hp["step_sizes"]))}, enforced=False),
+    ),
+    buffers=lambda hp: ("prev", "step_size"),
+)
+
+TORCH_RULES = (SGD, ADAM, ADAMW, RMSPROP, ADAGRAD, ADADELTA, ADAMAX, NADAM, RADAM, ASGD, RPROP)

@@ -1,0 +1,82 @@
+"""An open-loop trajectory problem and the reference's run of it.
+
+Gradients are data, not functions of the parameters: the implementation and the reference see the same gradients
+at every step, so a deviation at step t is the rule's, not a loss surface amplifying an earlier one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from reference.declarations import Rule
+
+
+@dataclass
+class Group:
+    """A parameter group: which parameters (indices into ``Case.params``) and its hyperparameters.
+
+    ``inherits``: the group is given to the implementation without hyperparameters, so it must take the
+    constructor's (``Case.groups[0]``'s) values — ``hp`` then equals group 0's.
+    """
+
+    indices: tuple[int, ...]
+    hp: dict
+    inherits: bool = False
+
+
+@dataclass
+class Case:
+    """Initial parameters, per-step gradients (None: that parameter has no gradient at that step) and per-step,
+    per-group learning rates; values are float64 arrays already representable in ``dtype``."""
+
+    rule: Rule
+    groups: list[Group]
+    params: list[np.ndarray]
+    grads: list[list[np.ndarray | None]]
+    lrs: list[list[float]]
+    dtype: torch.dtype = torch.float64
+    notes: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        groups = "; ".join(f"{list(g.indices)}{' (inherits)' if g.inherits else ''}: {g.hp}" for g in self.groups)
+        return (f"Case({self.rule.name}, {str(self.dtype).replace('torch.', '')}, {self.steps} steps, shapes "
+                f"{[tuple(p.shape) for p in self.params]}, groups {groups})")
+
+    @property
+    def steps(self) -> int:
+        return len(self.grads)
+
+    def group_of(self, i: int) -> int:
+        return next(k for k, g in enumerate(self.groups) if i in g.indices)
+
+    def hp_at(self, i: int, step: int) -> dict:
+        """The hyperparameters parameter ``i`` is updated with at ``step`` (lr as scheduled)."""
+        k = self.group_of(i)
+        hp = dict(self.groups[k].hp)
+        if "lr" in hp and self.rule.hyper("lr").scheduled:
+            hp["lr"] = self.lrs[step][k]
+        return hp
+
+
+def reference_trajectory(case: Case, dtype: torch.dtype = torch.float64, perturb=None) -> list[list[np.ndarray]]:
+    """Run the reference rule on ``case`` with its arithmetic in ``dtype`` (float64 for the reference itself;
+    another dtype to measure how sensitive the case is to rounding). Returns the parameters after every step.
+
+    ``perturb(step, θ_before, θ_after, state) -> (θ_after, state)``, if given, is applied after every update
+    (the tolerance model injects rounding-sized perturbations with it)."""
+    params = [torch.tensor(p, dtype=torch.float64).to(dtype) for p in case.params]
+    states: list[dict] = [{} for _ in params]
+    out = []
+    for step, grads in enumerate(case.grads):
+        for i, g in enumerate(grads):
+            if g is None:
+                continue
+            before = params[i]
+            params[i], states[i] = case.rule.update(
+                params[i], torch.tensor(g, dtype=torch.float64).to(dtype), states[i], **case.hp_at(i, step))
+            if perturb is not None:
+                params[i], states[i] = perturb(step, before, params[i], states[i])
+        out.append([p.to(torch.float64).numpy().copy() for p in params])
+    return out
