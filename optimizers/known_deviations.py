@@ -55,6 +55,32 @@ def _case(rule: str, hps: list[dict], params, grads, dtype=torch.float64) -> Cas
     return Case(r, groups, [np.asarray(p, dtype=np.float64) for p in params], grads, lrs, dtype)
 
 
+def _first_gradient_steps(case: Case, group: Group) -> set[int]:
+    firsts = set()
+    for i in group.indices:
+        steps = [t for t, row in enumerate(case.grads) if row[i] is not None]
+        if steps:
+            firsts.add(steps[0])
+    return firsts
+
+
+def _centered_variance_vanishes(case: Case) -> bool:
+    """Whether ṽ = v − ḡ² of the reference falls to rounding size (≤ 8u·v) at some step of a centered group."""
+    from reference.rules import rmsprop
+    u = torch.finfo(case.dtype).eps / 2
+    for i, _ in enumerate(case.params):
+        if not case.hp_at(i, 0)["centered"]:
+            continue
+        θ, state = torch.tensor(case.params[i]), {}
+        for t, row in enumerate(case.grads):
+            if row[i] is None:
+                continue
+            θ, state = rmsprop(θ, torch.tensor(row[i]), state, **case.hp_at(i, t))
+            if torch.any(state["v"] - state["g_ave"] ** 2 <= 8 * u * state["v"]):
+                return True
+    return False
+
+
 ALL = ("for-loop", "foreach", "fused")
 DEVIATIONS: list[KnownDeviation] = [
     KnownDeviation(
@@ -103,6 +129,26 @@ DEVIATIONS: list[KnownDeviation] = [
                "that is 0/0, and the NaN reaches θ, where the rule takes θ − γ m̂",
         link=NOT_FILED,
         example=lambda: _case("radam", [{"eps": 0.0}], [1.0], [[0.0]]),
+    ),
+    KnownDeviation(
+        "sgd-fused-late-first-gradient", "SGD", ("fused",),
+        when=lambda c: any(g.hp["momentum"] != 0 and len(_first_gradient_steps(c, g)) > 1 for g in c.groups),
+        reason="fused SGD with momentum raises TypeError ('expected Tensor ... but got NoneType') when a parameter "
+               "gets its first gradient after others in its group have stepped: it creates momentum buffers only "
+               "when every buffer of the group is missing",
+        link=NOT_FILED,
+        example=lambda: Case(RULES["sgd"], [Group((0, 1), {**RULES["sgd"].defaults(), "lr": 0.1, "momentum": 0.9})],
+                             [np.ones(2), np.ones(2)], [[np.ones(2), None], [np.ones(2), np.ones(2)]],
+                             [[0.1], [0.1]]),
+    ),
+    KnownDeviation(
+        "rmsprop-centered-negative-variance", "RMSprop", ALL,
+        when=_centered_variance_vanishes,
+        reason="centered RMSprop takes √(v − ḡ²) without clamping; when the variance estimate is at rounding "
+               "size (constant gradients, small α) rounding makes it negative and θ becomes NaN, where the rule's "
+               "ṽ — a variance — is ≥ 0 and θ stays finite",
+        link=NOT_FILED,
+        example=lambda: _case("rmsprop", [{"lr": 0.0, "alpha": 0.0, "centered": True}], [1.0], [[-1.7782794100389228]]),
     ),
 ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import assume, given, note
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from optimizers.adapters import implementation_trajectory
@@ -21,14 +21,15 @@ DTYPES = (torch.float64, torch.float32, torch.bfloat16, torch.float16)
 
 def check_trajectory(subject, case, known_deviations: bool = True) -> None:
     """One example of the property: judge ``case`` unless the rule is undefined for it at its precision.
-    Cases on which ``subject`` has a known deviation run under its workaround, or are skipped without one."""
+    Cases on which ``subject`` has a known deviation run under its workaround, or are skipped without one;
+    ``known_deviations=False`` judges every case as it is (a non-finite θ fails even where ill-conditioned)."""
     expected = reference_trajectory(case)
-    assume(judgeable(case, expected))
     tol = tolerances(case, expected)
-    assume(judgeable(case, expected, tol))
-    deviations = applicable(subject, case) if known_deviations else []
-    assume(all(d.workaround for d in deviations))
-    note(repr(case))
+    deviations = []
+    if known_deviations:
+        assume(judgeable(case, expected, tol))
+        deviations = applicable(subject, case)
+        assume(all(d.workaround for d in deviations))
     with contextlib.ExitStack() as stack:
         for d in deviations:
             stack.enter_context(d.workaround(case))

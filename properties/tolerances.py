@@ -9,16 +9,20 @@ Two terms, both computed from the case itself, never tuned:
    ``OPS_PER_STATE_STEP`` = 4 roundings per step so far, so Δ_s is off by ≤ (16 + 4s)·u·|Δ_s|. Summed:
    ``floor_t = u · Σ_{s≤t} (3|θ_s| + (16 + 4s)|Δ_s|) + tiny``.
 
-2. **Amplification by the rule's own dynamics** (``sensitivity``). The budget above is what each step adds;
-   later steps can magnify it — weight decay feeds θ's error back into the gradient, a cancellation
-   (θ ≈ γ·update, m ≈ 0 under alternating gradients, v − ḡ² in centered RMSprop) turns a small absolute error
-   into a large relative one that a later division magnifies. We measure this rather than model it:
-   * *Monte Carlo arithmetic*: the float64 reference is run ``MCA_SAMPLES`` more times, each time perturbing,
-     after every step, θ by a uniform random fraction of that step's budget and every state tensor by a uniform
-     random relative 4u; the spread from the unperturbed run is how far honest rounding can carry the result.
-   * *Lower precision*: the reference is run once with its arithmetic in float32 (and, for half dtypes, once in
-     the dtype), which also catches cancellation inside a single step; its difference from float64 is scaled
-     from float32's unit roundoff to the dtype's.
+2. **Amplification by the case's conditioning** (``sensitivity``). Later operations can magnify rounding:
+   weight decay feeds θ's error back into the gradient; a cancellation (θ ≈ γ·update, m ≈ 0 under alternating
+   gradients, v − ḡ² in centered RMSprop) turns a small absolute error into a large relative one that a later
+   division magnifies. We measure this rather than model it, by *Monte Carlo arithmetic* (Parker 1997): the
+   float64 reference is run ``MCA_SAMPLES`` more times with every floating-point result of every operation
+   multiplied by (1 ± u), sign at random — rounding at the dtype's precision, simulated at its largest — and once with
+   its arithmetic really in float32 (and in the dtype itself for half dtypes), that difference scaled from
+   float32's unit roundoff to the dtype's. The largest difference from the exact run is the sensitivity.
+   A state update may be written in another form than the documentation's — torch computes the moving average
+   m ← β1 m + (1 − β1) g as ``lerp(m, g, 1 − β1)`` = m + (1 − β1)(g − m), whose error is relative to the previous
+   m, not to the (β1 times smaller) new one — so each MCA run also moves every state tensor, after every step,
+   by ±4u·(|s_{t−1}| + |s_t|): the budget of a state update relative to its inputs. For the same reason every
+   hyperparameter declared in [0, 1] (β, α, ρ, momentum: used as β or through 1 − β) moves by ±u absolute, the
+   others (γ, ε, λ) by ±u relative.
    Two correct implementations, or two samples, differ by amounts of the same order; ``SENSITIVITY_FACTOR`` = 8
    covers that spread.
 
@@ -28,21 +32,28 @@ With float64 parameters this is ~1e-16 relative plus amplification, so an implem
 internally (~1e-7 relative) fails while one that only reorders float64 operations passes.
 
 Not judged (Hypothesis discards the case): a float64 reference that is not finite or leaves the dtype's range,
-and a case where a perturbation of rounding size makes the reference non-finite — the rule is ill-conditioned
-there (centered RMSprop with α = 0: √(v − ḡ²) of a rounding residue), and no implementation can be held to it.
+and a case that is ill-conditioned at the dtype's precision — a rounding-sized perturbation makes the reference
+non-finite, or moves it by more than ``ILL_CONDITIONED`` = 1% of the trajectory's size (|θ_t| + Σ|Δ_s|): the
+rule does not determine the result at that precision (centered RMSprop with α ≈ 0: √(v − ḡ²) of a rounding
+residue), and no implementation can be held to it.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
+from torch.overrides import TorchFunctionMode
 
+from reference.declarations import Pair, Real
 from reference.trajectory import Case, reference_trajectory
 
 WRITES_PER_STEP = 3
 OPS_PER_STEP = 16
 OPS_PER_STATE_STEP = 4
 SENSITIVITY_FACTOR = 8.0
-MCA_SAMPLES = 2
+MCA_SAMPLES = 4
+ILL_CONDITIONED = 1e-2
 
 
 def unit_roundoff(dtype: torch.dtype) -> float:
@@ -55,20 +66,65 @@ def step_budget(u: float, step: int, before, after):
                 * torch.abs(after - before))
 
 
+# Operations whose float result is exact (no rounding to simulate) or that only move data.
+_EXACT = {torch.abs, torch.Tensor.abs, torch.neg, torch.Tensor.neg, torch.Tensor.__neg__, torch.sign,
+          torch.Tensor.sign, torch.maximum, torch.minimum, torch.where, torch.clamp, torch.Tensor.clone,
+          torch.zeros_like, torch.full_like, torch.Tensor.to, torch.tensor, torch.Tensor.__getitem__,
+          torch.Tensor.numpy, torch.Tensor.copy_}
+
+
+class RoundingNoise(TorchFunctionMode):
+    """Within this mode every float64 result of a torch operation is multiplied by (1 ± u), sign at random: the
+    largest error rounding may make, with the sign rounding leaves to chance."""
+
+    def __init__(self, u: float, seed: int):
+        super().__init__()
+        self.u, self.gen = u, torch.Generator().manual_seed(seed)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func in _EXACT or not isinstance(out, torch.Tensor) or out.dtype != torch.float64:
+            return out
+        signs = torch.where(torch.rand(out.shape, generator=self.gen) < 0.5, -1.0, 1.0).to(torch.float64)
+        return out * (1 + signs * self.u)
+
+
+def _fraction(domain) -> bool:
+    if isinstance(domain, Pair):
+        return _fraction(domain.first) and _fraction(domain.second)
+    return domain.lo >= 0.0 and domain.hi <= 1.0
+
+
 def _mca_run(case: Case, seed: int):
     u = unit_roundoff(case.dtype)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    update = case.rule.update
+    fractions = {h.name for h in case.rule.hypers if isinstance(h.domain, (Real, Pair)) and _fraction(h.domain)}
 
-    def noise(x):
-        return 2 * torch.rand(x.shape, generator=gen, dtype=torch.float64) - 1
+    def sign() -> float:
+        return -1.0 if torch.rand((), generator=gen).item() < 0.5 else 1.0
 
-    def perturb(step, before, after, state):
-        after = after + noise(after) * step_budget(u, step, before, after)
-        state = {k: v * (1 + OPS_PER_STATE_STEP * u * noise(v)) if torch.is_tensor(v) and v.is_floating_point()
-                 else v for k, v in state.items()}
-        return after, state
+    def noisy(name, v):
+        if isinstance(v, tuple):
+            return tuple(noisy(name, x) for x in v)
+        if isinstance(v, bool) or not isinstance(v, float) or v == 0.0:
+            return v
+        return v + sign() * u * (1.0 if name in fractions else abs(v))
 
-    return reference_trajectory(case, torch.float64, perturb)
+    def noisy_update(θ, g, state, **hp):
+        θ, new = update(θ, g, state, **{k: noisy(k, v) for k, v in hp.items()})
+        out = {}
+        for k, v in new.items():
+            if torch.is_tensor(v) and v.is_floating_point():
+                scale = torch.abs(v) + (torch.abs(state[k]) if k in state else 0.0)
+                signs = torch.where(torch.rand(v.shape, generator=gen) < 0.5, -1.0, 1.0).to(torch.float64)
+                v = v + signs * OPS_PER_STATE_STEP * u * scale
+            out[k] = v
+        return θ, out
+
+    perturbed = dataclasses.replace(case, rule=dataclasses.replace(case.rule, update=noisy_update))
+    with RoundingNoise(u, seed):
+        return reference_trajectory(perturbed, torch.float64)
 
 
 def sensitivity(case: Case, expected: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
@@ -101,6 +157,7 @@ def tolerances(case: Case, expected: list[list[np.ndarray]]) -> list[list[np.nda
     sens = sensitivity(case, expected)
     prev = [torch.tensor(np.asarray(p, dtype=np.float64)) for p in case.params]
     floor = [torch.zeros_like(p) for p in prev]
+    size = [torch.abs(p) for p in prev]
     out = []
     for t, exp_t in enumerate(expected):
         row = []
@@ -108,7 +165,10 @@ def tolerances(case: Case, expected: list[list[np.ndarray]]) -> list[list[np.nda
             now = torch.tensor(e)
             if case.grads[t][i] is not None:
                 floor[i] = floor[i] + step_budget(u, t, prev[i], now)
-            row.append(SENSITIVITY_FACTOR * sens[t][i] + floor[i].numpy() + tiny)
+                size[i] = size[i] + torch.abs(now - prev[i])
+            tol = SENSITIVITY_FACTOR * sens[t][i] + floor[i].numpy() + tiny
+            ill = tol > ILL_CONDITIONED * (torch.maximum(size[i], torch.abs(now)).numpy() + tiny)
+            row.append(np.where(ill, np.inf, tol))
             prev[i] = now
         out.append(row)
     return out

@@ -60,12 +60,9 @@ class Case:
         return hp
 
 
-def reference_trajectory(case: Case, dtype: torch.dtype = torch.float64, perturb=None) -> list[list[np.ndarray]]:
+def reference_trajectory(case: Case, dtype: torch.dtype = torch.float64) -> list[list[np.ndarray]]:
     """Run the reference rule on ``case`` with its arithmetic in ``dtype`` (float64 for the reference itself;
-    another dtype to measure how sensitive the case is to rounding). Returns the parameters after every step.
-
-    ``perturb(step, θ_before, θ_after, state) -> (θ_after, state)``, if given, is applied after every update
-    (the tolerance model injects rounding-sized perturbations with it)."""
+    another dtype to measure how sensitive the case is to rounding). Returns the parameters after every step."""
     params = [torch.tensor(p, dtype=torch.float64).to(dtype) for p in case.params]
     states: list[dict] = [{} for _ in params]
     out = []
@@ -73,10 +70,7 @@ def reference_trajectory(case: Case, dtype: torch.dtype = torch.float64, perturb
         for i, g in enumerate(grads):
             if g is None:
                 continue
-            before = params[i]
             params[i], states[i] = case.rule.update(
                 params[i], torch.tensor(g, dtype=torch.float64).to(dtype), states[i], **case.hp_at(i, step))
-            if perturb is not None:
-                params[i], states[i] = perturb(step, before, params[i], states[i])
         out.append([p.to(torch.float64).numpy().copy() for p in params])
     return out
