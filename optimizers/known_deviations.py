@@ -40,11 +40,13 @@ class KnownDeviation:
     link: str
     example: Callable[[], Case]           # a small case that shows it
     workaround: Callable[[Case], ContextManager] | None = None
+    check: str = "trajectory"             # the check it fails: "trajectory" or "grads" (step writes into .grad)
 
     def concerns(self, subject) -> bool:
         cls = getattr(torch.optim, self.torch_class)
         path = "foreach" if subject.fixed.get("foreach") else "fused" if subject.fixed.get("fused") else "for-loop"
-        return subject.factory is cls and path in self.paths
+        factory = getattr(subject.factory, "wraps", subject.factory)  # test wrappers name what they wrap
+        return factory is cls and path in self.paths
 
 
 def _case(rule: str, hps: list[dict], params, grads, dtype=torch.float64) -> Case:
@@ -150,8 +152,18 @@ DEVIATIONS: list[KnownDeviation] = [
         link=NOT_FILED,
         example=lambda: _case("rmsprop", [{"lr": 0.0, "alpha": 0.0, "centered": True}], [1.0], [[-1.7782794100389228]]),
     ),
+    KnownDeviation(
+        "sgd-foreach-nesterov-writes-grad", "SGD", ("foreach",),
+        when=lambda c: any(g.hp["nesterov"] for g in c.groups),
+        reason="foreach SGD with nesterov=True adds μ·b into the gradient tensors in place (torch._foreach_add_ on "
+               "the grads it was given when maximize and weight_decay don't copy them), so p.grad holds g + μb "
+               "after step(); the for-loop path leaves p.grad alone",
+        link=NOT_FILED,
+        example=lambda: _case("sgd", [{"lr": 0.0, "momentum": 0.9, "nesterov": True}], [[1.0, 1.0]], [[[3.0, 3.0]]]),
+        check="grads",
+    ),
 ]
 
 
-def applicable(subject, case: Case) -> list[KnownDeviation]:
-    return [d for d in DEVIATIONS if d.concerns(subject) and d.when(case)]
+def applicable(subject, case: Case, check: str = "trajectory") -> list[KnownDeviation]:
+    return [d for d in DEVIATIONS if d.check == check and d.concerns(subject) and d.when(case)]

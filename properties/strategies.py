@@ -76,10 +76,12 @@ def representable(a: np.ndarray, dtype: torch.dtype) -> np.ndarray:
 
 
 @st.composite
-def cases(draw, subject, dtype: torch.dtype = torch.float64, max_steps: int = MAX_STEPS) -> Case:
-    """A trajectory case for ``subject``'s rule, using only the API features ``subject`` has."""
+def cases(draw, subject, dtype: torch.dtype = torch.float64, max_steps: int = MAX_STEPS,
+          min_groups: int = 1) -> Case:
+    """A trajectory case for ``subject``'s rule, using only the API features ``subject`` has; with
+    ``min_groups`` > 1, that many groups at least, each with its own hyperparameters."""
     rule, caps = subject.rule, subject.caps
-    n = draw(st.integers(1, 4))
+    n = draw(st.integers(max(1, min_groups), 4))
     shapes = []
     for _ in range(n):
         repeat = shapes and draw(st.booleans())
@@ -87,7 +89,7 @@ def cases(draw, subject, dtype: torch.dtype = torch.float64, max_steps: int = MA
     lo, hi = magnitude_range(dtype)
     params = [representable(draw(tensor(s, 1e-3, min(1e3, hi))), dtype) for s in shapes]
 
-    n_groups = draw(st.integers(1, n)) if caps.param_groups else 1
+    n_groups = draw(st.integers(min_groups, n)) if caps.param_groups else 1
     order = draw(st.permutations(range(n))) if n_groups > 1 else list(range(n))
     cuts = sorted(draw(st.lists(st.integers(1, n - 1), min_size=n_groups - 1, max_size=n_groups - 1,
                                 unique=True))) if n_groups > 1 else []
@@ -95,7 +97,7 @@ def cases(draw, subject, dtype: torch.dtype = torch.float64, max_steps: int = MA
     groups = []
     for k in range(n_groups):
         indices = tuple(sorted(order[bounds[k]:bounds[k + 1]]))
-        inherits = k > 0 and draw(st.booleans())
+        inherits = k > 0 and min_groups == 1 and draw(st.booleans())
         hp = dict(groups[0].hp) if inherits else draw(hyperparameters(rule, caps.accepted))
         groups.append(Group(indices, hp, inherits))
 

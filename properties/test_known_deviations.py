@@ -6,7 +6,11 @@ from __future__ import annotations
 import pytest
 
 from optimizers.known_deviations import DEVIATIONS
+from properties.test_contract import check_step_leaves_grads_and_params_intact
 from properties.test_trajectory import check_trajectory
+
+CHECKS = {"trajectory": lambda s, c: check_trajectory(s, c, known_deviations=False),
+          "grads": check_step_leaves_grads_and_params_intact}
 
 
 def _pairs(config):
@@ -24,4 +28,4 @@ def pytest_generate_tests(metafunc):
 
 def test_known_deviation_still_deviates(deviation, implementation):
     """The implementation deviates from the reference rule on the deviation's example (expected to fail)."""
-    check_trajectory(implementation, deviation.example(), known_deviations=False)
+    CHECKS[deviation.check](implementation, deviation.example())

@@ -19,20 +19,26 @@ from reference.trajectory import reference_trajectory
 DTYPES = (torch.float64, torch.float32, torch.bfloat16, torch.float16)
 
 
+@contextlib.contextmanager
+def under_known_deviations(subject, case):
+    """Skip ``case`` if ``subject`` has a known deviation on it without a workaround; else enter the workarounds."""
+    deviations = applicable(subject, case)
+    assume(all(d.workaround for d in deviations))
+    with contextlib.ExitStack() as stack:
+        for d in deviations:
+            stack.enter_context(d.workaround(case))
+        yield
+
+
 def check_trajectory(subject, case, known_deviations: bool = True) -> None:
     """One example of the property: judge ``case`` unless the rule is undefined for it at its precision.
     Cases on which ``subject`` has a known deviation run under its workaround, or are skipped without one;
     ``known_deviations=False`` judges every case as it is (a non-finite θ fails even where ill-conditioned)."""
     expected = reference_trajectory(case)
     tol = tolerances(case, expected)
-    deviations = []
     if known_deviations:
         assume(judgeable(case, expected, tol))
-        deviations = applicable(subject, case)
-        assume(all(d.workaround for d in deviations))
-    with contextlib.ExitStack() as stack:
-        for d in deviations:
-            stack.enter_context(d.workaround(case))
+    with under_known_deviations(subject, case) if known_deviations else contextlib.nullcontext():
         actual = implementation_trajectory(subject, case)
     assert_trajectory_conforms(subject, case, actual, expected, tol)
 

@@ -1,0 +1,1458 @@
+"""Planted bugs and correct variants: the suite's own test subjects (``properties/test_planted_bugs.py``).
+
+Every class here is written the way a user writes a torch.optim-style optimizer: it subclasses
+``torch.optim.Optimizer``, takes ``(params, lr=..., <the rule's hyperparameters, with torch's names and defaults>)``,
+keeps per-parameter state in ``self.state[p]`` and reads its hyperparameters from each param group.
+
+* ``PLANTED``: each class is a correct implementation of its rule but for ONE small, realistic mistake (named in the
+  class docstring and in the list). The suite must catch every one of them.
+* ``CORRECT``: implementations of a rule in another form than torch's (foreach ops, out-of-place formulas, float64
+  internals, addcmul/addcdiv, ...). The suite must accept every one of them.
+
+Do not use these classes for training.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.optim import Optimizer
+
+
+# ---- helpers shared by all classes (argument checks as torch.optim's constructors make them) ------------------------
+def _loss(closure):
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
+def _nonnegative(**values):
+    for name, v in values.items():
+        if not v >= 0.0:
+            raise ValueError(f"Invalid {name} value: {v}")
+
+
+def _check_betas(betas):
+    if not 0.0 <= betas[0] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+    if not 0.0 <= betas[1] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+
+
+class _AdamFamily(Optimizer):
+    """Constructor shared by the Adam-rule classes below (rule ``adam``: torch.optim.Adam's signature)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
+                 maximize=False, decoupled_weight_decay=False):
+        _nonnegative(lr=lr, eps=eps, weight_decay=weight_decay)
+        _check_betas(betas)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize, decoupled_weight_decay=decoupled_weight_decay))
+
+
+class _AdamWFamily(Optimizer):
+    """Constructor shared by the AdamW-rule classes below (torch.optim.AdamW's signature)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False):
+        _nonnegative(lr=lr, eps=eps, weight_decay=weight_decay)
+        _check_betas(betas)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize))
+
+
+class _SGDFamily(Optimizer):
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
+                 maximize=False):
+        _nonnegative(lr=lr, momentum=momentum, weight_decay=weight_decay)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov, maximize=maximize))
+
+
+class _RMSpropFamily(Optimizer):
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
+                 maximize=False):
+        _nonnegative(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                                      centered=centered, maximize=maximize))
+
+
+class _AdagradFamily(Optimizer):
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
+                 *, maximize=False):
+        _nonnegative(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                     initial_accumulator_value=initial_accumulator_value, eps=eps)
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value, eps=eps,
+                                      maximize=maximize))
+
+
+class _NAdamFamily(Optimizer):
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_decay=4e-3,
+                 decoupled_weight_decay=False, *, maximize=False):
+        _nonnegative(lr=lr, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay)
+        _check_betas(betas)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      momentum_decay=momentum_decay,
+                                      decoupled_weight_decay=decoupled_weight_decay, maximize=maximize))
+
+
+class _RAdamFamily(Optimizer):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 decoupled_weight_decay=False, *, maximize=False):
+        _nonnegative(lr=lr, eps=eps, weight_decay=weight_decay)
+        _check_betas(betas)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      decoupled_weight_decay=decoupled_weight_decay, maximize=maximize))
+
+
+# =====================================================================================================================
+# Planted bugs
+# =====================================================================================================================
+
+# ---- Adam ----------------------------------------------------------------------------------------------------------
+class AdamEpsInsideSqrt(_AdamFamily):
+    """Bug: denominator √(v̂ + ε) instead of √v̂ + ε."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                if group["weight_decay"] != 0:
+                    if group["decoupled_weight_decay"]:
+                        p.mul_(1 - group["lr"] * group["weight_decay"])
+                    else:
+                        g = g.add(p, alpha=group["weight_decay"])
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                if group["amsgrad"]:
+                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+                    v = state["max_exp_avg_sq"]
+                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
+                denom = (v / bc2).add_(group["eps"]).sqrt_()          # BUG: ε inside the square root
+                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
+        return loss
+
+
+class AdamBiasCorrectionOffByOne(_AdamFamily):
+    """Bug: the step counter starts at 1 and is incremented before use, so bias corrections use t + 1."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 1                                 # BUG: should start at 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                if group["weight_decay"] != 0:
+                    if group["decoupled_weight_decay"]:
+                        p.mul_(1 - group["lr"] * group["weight_decay"])
+                    else:
+                        g = g.add(p, alpha=group["weight_decay"])
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                if group["amsgrad"]:
+                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+                    v = state["max_exp_avg_sq"]
+                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
+                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
+                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
+        return loss
+
+
+class AdamNoBiasCorrectionV(_AdamFamily):
+    """Bug: corrects m for its bias but not v (v̂ = v_t)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                if group["weight_decay"] != 0:
+                    if group["decoupled_weight_decay"]:
+                        p.mul_(1 - group["lr"] * group["weight_decay"])
+                    else:
+                        g = g.add(p, alpha=group["weight_decay"])
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                if group["amsgrad"]:
+                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+                    v = state["max_exp_avg_sq"]
+                bc1 = 1 - beta1 ** t
+                denom = v.sqrt().add_(group["eps"])                   # BUG: no division by 1 − β2^t
+                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
+        return loss
+
+
+class AdamIgnoresMaximize(_AdamFamily):
+    """Bug: accepts ``maximize`` but always descends."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad                                            # BUG: maximize not applied
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                if group["weight_decay"] != 0:
+                    if group["decoupled_weight_decay"]:
+                        p.mul_(1 - group["lr"] * group["weight_decay"])
+                    else:
+                        g = g.add(p, alpha=group["weight_decay"])
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                if group["amsgrad"]:
+                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+                    v = state["max_exp_avg_sq"]
+                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
+                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
+                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
+        return loss
+
+
+class AdamIgnoresAmsgrad(_AdamFamily):
+    """Bug: accepts ``amsgrad`` but never keeps the running maximum of v."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                if group["weight_decay"] != 0:
+                    if group["decoupled_weight_decay"]:
+                        p.mul_(1 - group["lr"] * group["weight_decay"])
+                    else:
+                        g = g.add(p, alpha=group["weight_decay"])
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t               # BUG: group["amsgrad"] never read
+                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
+                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
+        return loss
+
+
+class AmsgradMaxOfCorrected(_AdamFamily):
+    """Bug: AMSGrad keeps the maximum of the bias-corrected v̂_s = v_s / (1 − β2^s) instead of the raw v_s.
+    Since 1 − β2^s grows with s, an old maximum is over-weighted once v falls (large then small gradients)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                if group["weight_decay"] != 0:
+                    if group["decoupled_weight_decay"]:
+                        p.mul_(1 - group["lr"] * group["weight_decay"])
+                    else:
+                        g = g.add(p, alpha=group["weight_decay"])
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
+                v_hat = v / bc2
+                if group["amsgrad"]:
+                    torch.maximum(state["max_exp_avg_sq"], v_hat, out=state["max_exp_avg_sq"])  # BUG: of v̂
+                    v_hat = state["max_exp_avg_sq"]
+                denom = v_hat.sqrt().add_(group["eps"])
+                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
+        return loss
+
+
+class AdamIgnoresDecoupledWeightDecay(_AdamFamily):
+    """Bug: accepts ``decoupled_weight_decay`` but always applies coupled L2 (g ← g + λθ)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                if group["weight_decay"] != 0:
+                    g = g.add(p, alpha=group["weight_decay"])         # BUG: decoupled_weight_decay never read
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                if group["amsgrad"]:
+                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+                    v = state["max_exp_avg_sq"]
+                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
+                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
+                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
+        return loss
+
+
+class AdamBetasFromDefaults(_AdamFamily):
+    """Bug: reads betas from ``self.defaults`` (the constructor's) instead of the parameter's group."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = self.defaults["betas"]                     # BUG: should be group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                if group["weight_decay"] != 0:
+                    if group["decoupled_weight_decay"]:
+                        p.mul_(1 - group["lr"] * group["weight_decay"])
+                    else:
+                        g = g.add(p, alpha=group["weight_decay"])
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                if group["amsgrad"]:
+                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+                    v = state["max_exp_avg_sq"]
+                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
+                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
+                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
+        return loss
+
+
+class AdamSharedStateByShape(_AdamFamily):
+    """Bug: caches its buffers by shape to save allocations, so parameters of the same shape share m, v and t."""
+
+    def __init__(self, params, *args, **kwargs):
+        super().__init__(params, *args, **kwargs)
+        self._by_shape = {}
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                key = (tuple(p.shape), p.dtype, p.device)             # BUG: keyed by shape, not by parameter
+                if key not in self._by_shape:
+                    self._by_shape[key] = {"step": 0, "exp_avg": torch.zeros_like(p),
+                                           "exp_avg_sq": torch.zeros_like(p)}
+                    if group["amsgrad"]:
+                        self._by_shape[key]["max_exp_avg_sq"] = torch.zeros_like(p)
+                state = self.state[p] = self._by_shape[key]
+                state["step"] += 1
+                t = state["step"]
+                if group["weight_decay"] != 0:
+                    if group["decoupled_weight_decay"]:
+                        p.mul_(1 - group["lr"] * group["weight_decay"])
+                    else:
+                        g = g.add(p, alpha=group["weight_decay"])
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                if group["amsgrad"] and "max_exp_avg_sq" in state:
+                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+                    v = state["max_exp_avg_sq"]
+                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
+                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
+                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
+        return loss
+
+
+class AdamStateOutsideStateDict(_AdamFamily):
+    """Bug: keeps its moments in a dict attribute of its own rather than in ``self.state``, so ``state_dict()``
+    holds no state and an optimizer restored with ``load_state_dict`` starts the moments (and t) from scratch.
+    Its trajectory is right; only the state_dict round trip shows the bug."""
+
+    def __init__(self, params, *args, **kwargs):
+        super().__init__(params, *args, **kwargs)
+        self.moments = {}
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.moments.setdefault(p, {})               # BUG: not self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                if group["weight_decay"] != 0:
+                    if group["decoupled_weight_decay"]:
+                        p.mul_(1 - group["lr"] * group["weight_decay"])
+                    else:
+                        g = g.add(p, alpha=group["weight_decay"])
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                if group["amsgrad"]:
+                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+                    v = state["max_exp_avg_sq"]
+                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
+                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
+                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
+        return loss
+
+
+class AdamFloat32Internals(_AdamFamily):
+    """Bug: keeps m and v in float32 (to save memory) and computes the update in float32, adding it back to the
+    parameter in its own dtype: float64 parameters get updates rounded to ~1e-7 relative."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, dtype=torch.float32)      # BUG: float32 buffers
+                    state["exp_avg_sq"] = torch.zeros_like(p, dtype=torch.float32)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = torch.zeros_like(p, dtype=torch.float32)
+                state["step"] += 1
+                t = state["step"]
+                if group["weight_decay"] != 0:
+                    if group["decoupled_weight_decay"]:
+                        p.mul_(1 - group["lr"] * group["weight_decay"])
+                    else:
+                        g = g.add(p, alpha=group["weight_decay"])
+                g = g.float()
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                if group["amsgrad"]:
+                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+                    v = state["max_exp_avg_sq"]
+                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
+                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
+                p.add_((m / denom).mul_(-group["lr"] / bc1).to(p.dtype))
+        return loss
+
+
+class AdamSkipsZeroGrad(_AdamFamily):
+    """Bug: skips a parameter whose gradient is all zeros as if it had none, so its moments do not decay, t does
+    not advance, weight decay is not applied and momentum does not move it."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None or not torch.any(p.grad):         # BUG: a zero gradient is still a gradient
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                if group["weight_decay"] != 0:
+                    if group["decoupled_weight_decay"]:
+                        p.mul_(1 - group["lr"] * group["weight_decay"])
+                    else:
+                        g = g.add(p, alpha=group["weight_decay"])
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                if group["amsgrad"]:
+                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+                    v = state["max_exp_avg_sq"]
+                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
+                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
+                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
+        return loss
+
+
+# ---- AdamW ---------------------------------------------------------------------------------------------------------
+class AdamWCoupledWeightDecay(_AdamWFamily):
+    """Bug: AdamW that adds λθ to the gradient (Adam's coupled L2) instead of decaying θ by γλθ."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                g = g.add(p, alpha=group["weight_decay"])               # BUG: coupled, not decoupled
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                if group["amsgrad"]:
+                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+                    v = state["max_exp_avg_sq"]
+                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
+                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
+                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
+        return loss
+
+
+class AdamWDecayWithoutLr(_AdamWFamily):
+    """Bug: AdamW that decays θ ← θ − λθ (weight decay alone) instead of θ ← θ − γλθ."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                p.mul_(1 - group["weight_decay"])                     # BUG: should be 1 − lr·weight_decay
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                if group["amsgrad"]:
+                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+                    v = state["max_exp_avg_sq"]
+                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
+                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
+                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
+        return loss
+
+
+# ---- SGD -----------------------------------------------------------------------------------------------------------
+class SGDDampeningOnFirstStep(_SGDFamily):
+    """Bug: starts the momentum buffer at zero and always dampens, so b_1 = (1 − τ) g instead of g."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            mu, tau = group["momentum"], group["dampening"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                d = -p.grad if group["maximize"] else p.grad
+                if group["weight_decay"] != 0:
+                    d = d.add(p, alpha=group["weight_decay"])
+                if mu != 0:
+                    state = self.state[p]
+                    if "momentum_buffer" not in state:
+                        state["momentum_buffer"] = torch.zeros_like(p)    # BUG: should be a copy of d
+                    buf = state["momentum_buffer"]
+                    buf.mul_(mu).add_(d, alpha=1 - tau)
+                    d = d.add(buf, alpha=mu) if group["nesterov"] else buf
+                p.add_(d, alpha=-group["lr"])
+        return loss
+
+
+class SGDNesterovUsesBuffer(_SGDFamily):
+    """Bug: Nesterov momentum steps along b_t + μ b_t instead of g + μ b_t (the buffer where the gradient belongs;
+    the same on a parameter's first step, where b_1 = g)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            mu, tau = group["momentum"], group["dampening"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                d = -p.grad if group["maximize"] else p.grad
+                if group["weight_decay"] != 0:
+                    d = d.add(p, alpha=group["weight_decay"])
+                if mu != 0:
+                    state = self.state[p]
+                    if "momentum_buffer" not in state:
+                        state["momentum_buffer"] = d.clone()
+                    else:
+                        state["momentum_buffer"].mul_(mu).add_(d, alpha=1 - tau)
+                    buf = state["momentum_buffer"]
+                    d = buf.add(buf, alpha=mu) if group["nesterov"] else buf   # BUG: should be d.add(buf, ...)
+                p.add_(d, alpha=-group["lr"])
+        return loss
+
+
+class SGDWeightDecayAfterMomentum(_SGDFamily):
+    """Bug: adds λθ to the step after the momentum buffer, so the buffer never accumulates the decay term."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            mu, tau = group["momentum"], group["dampening"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                d = -p.grad if group["maximize"] else p.grad
+                if mu != 0:
+                    state = self.state[p]
+                    if "momentum_buffer" not in state:
+                        state["momentum_buffer"] = d.clone()
+                    else:
+                        state["momentum_buffer"].mul_(mu).add_(d, alpha=1 - tau)
+                    buf = state["momentum_buffer"]
+                    d = d.add(buf, alpha=mu) if group["nesterov"] else buf
+                if group["weight_decay"] != 0:                       # BUG: belongs before the momentum buffer
+                    d = d.add(p, alpha=group["weight_decay"])
+                p.add_(d, alpha=-group["lr"])
+        return loss
+
+
+class SGDLrFromDefaults(_SGDFamily):
+    """Bug: steps with ``self.defaults["lr"]``: ignores a group's own lr and any scheduler's change to it."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            mu, tau = group["momentum"], group["dampening"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                d = -p.grad if group["maximize"] else p.grad
+                if group["weight_decay"] != 0:
+                    d = d.add(p, alpha=group["weight_decay"])
+                if mu != 0:
+                    state = self.state[p]
+                    if "momentum_buffer" not in state:
+                        state["momentum_buffer"] = d.clone()
+                    else:
+                        state["momentum_buffer"].mul_(mu).add_(d, alpha=1 - tau)
+                    buf = state["momentum_buffer"]
+                    d = d.add(buf, alpha=mu) if group["nesterov"] else buf
+                p.add_(d, alpha=-self.defaults["lr"])                # BUG: should be group["lr"]
+        return loss
+
+
+# ---- RMSprop -------------------------------------------------------------------------------------------------------
+class RMSpropEpsInsideSqrt(_RMSpropFamily):
+    """Bug: denominator √(ṽ + ε) instead of √ṽ + ε."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            alpha = group["alpha"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["square_avg"] = torch.zeros_like(p)
+                    if group["momentum"] > 0:
+                        state["momentum_buffer"] = torch.zeros_like(p)
+                    if group["centered"]:
+                        state["grad_avg"] = torch.zeros_like(p)
+                if group["weight_decay"] != 0:
+                    g = g.add(p, alpha=group["weight_decay"])
+                sq = state["square_avg"]
+                sq.mul_(alpha).addcmul_(g, g, value=1 - alpha)
+                if group["centered"]:
+                    ga = state["grad_avg"]
+                    ga.mul_(alpha).add_(g, alpha=1 - alpha)
+                    avg = sq.addcmul(ga, ga, value=-1)
+                else:
+                    avg = sq.clone()
+                avg = avg.add_(group["eps"]).sqrt_()                  # BUG: ε inside the square root
+                if group["momentum"] > 0:
+                    buf = state["momentum_buffer"]
+                    buf.mul_(group["momentum"]).addcdiv_(g, avg)
+                    p.add_(buf, alpha=-group["lr"])
+                else:
+                    p.addcdiv_(g, avg, value=-group["lr"])
+        return loss
+
+
+class RMSpropCenteredIgnoresMean(_RMSpropFamily):
+    """Bug: centered RMSprop keeps the average gradient ḡ but forgets to subtract ḡ² from v."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            alpha = group["alpha"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["square_avg"] = torch.zeros_like(p)
+                    if group["momentum"] > 0:
+                        state["momentum_buffer"] = torch.zeros_like(p)
+                    if group["centered"]:
+                        state["grad_avg"] = torch.zeros_like(p)
+                if group["weight_decay"] != 0:
+                    g = g.add(p, alpha=group["weight_decay"])
+                sq = state["square_avg"]
+                sq.mul_(alpha).addcmul_(g, g, value=1 - alpha)
+                if group["centered"]:
+                    ga = state["grad_avg"]
+                    ga.mul_(alpha).add_(g, alpha=1 - alpha)
+                    avg = sq.sqrt()                                   # BUG: should be √(v − ḡ²)
+                else:
+                    avg = sq.sqrt()
+                avg = avg.add_(group["eps"])
+                if group["momentum"] > 0:
+                    buf = state["momentum_buffer"]
+                    buf.mul_(group["momentum"]).addcdiv_(g, avg)
+                    p.add_(buf, alpha=-group["lr"])
+                else:
+                    p.addcdiv_(g, avg, value=-group["lr"])
+        return loss
+
+
+class RMSpropMomentumLrInBuffer(_RMSpropFamily):
+    """Bug: folds the learning rate into the momentum buffer, b_t = μ b_{t−1} + γ_t g/(√ṽ + ε), θ ← θ − b_t:
+    equal to the rule while γ is constant, wrong as soon as a scheduler changes it."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            alpha = group["alpha"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["square_avg"] = torch.zeros_like(p)
+                    if group["momentum"] > 0:
+                        state["momentum_buffer"] = torch.zeros_like(p)
+                    if group["centered"]:
+                        state["grad_avg"] = torch.zeros_like(p)
+                if group["weight_decay"] != 0:
+                    g = g.add(p, alpha=group["weight_decay"])
+                sq = state["square_avg"]
+                sq.mul_(alpha).addcmul_(g, g, value=1 - alpha)
+                if group["centered"]:
+                    ga = state["grad_avg"]
+                    ga.mul_(alpha).add_(g, alpha=1 - alpha)
+                    avg = sq.addcmul(ga, ga, value=-1).sqrt_()
+                else:
+                    avg = sq.sqrt()
+                avg = avg.add_(group["eps"])
+                if group["momentum"] > 0:
+                    buf = state["momentum_buffer"]
+                    buf.mul_(group["momentum"]).addcdiv_(g, avg, value=group["lr"])   # BUG: lr inside the buffer
+                    p.sub_(buf)
+                else:
+                    p.addcdiv_(g, avg, value=-group["lr"])
+        return loss
+
+
+# ---- Adagrad -------------------------------------------------------------------------------------------------------
+class AdagradLrDecayUsesT(_AdagradFamily):
+    """Bug: decays the learning rate as γ / (1 + t η) instead of γ / (1 + (t − 1) η)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["sum"] = torch.full_like(p, group["initial_accumulator_value"])
+                state["step"] += 1
+                if group["weight_decay"] != 0:
+                    g = g.add(p, alpha=group["weight_decay"])
+                clr = group["lr"] / (1 + state["step"] * group["lr_decay"])   # BUG: should be (step − 1)
+                state["sum"].addcmul_(g, g, value=1)
+                std = state["sum"].sqrt().add_(group["eps"])
+                p.addcdiv_(g, std, value=-clr)
+        return loss
+
+
+class AdagradIgnoresInitialAccumulator(_AdagradFamily):
+    """Bug: starts the accumulator at zero whatever ``initial_accumulator_value`` says."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["sum"] = torch.zeros_like(p)               # BUG: should start at τ
+                state["step"] += 1
+                if group["weight_decay"] != 0:
+                    g = g.add(p, alpha=group["weight_decay"])
+                clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+                state["sum"].addcmul_(g, g, value=1)
+                std = state["sum"].sqrt().add_(group["eps"])
+                p.addcdiv_(g, std, value=-clr)
+        return loss
+
+
+# ---- Adadelta ------------------------------------------------------------------------------------------------------
+class AdadeltaStaleSquareAvg(Optimizer):
+    """Bug: computes Δx before updating the squared-gradient average, i.e. with v_{t−1} instead of v_t."""
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, maximize=False):
+        _nonnegative(lr=lr, eps=eps, weight_decay=weight_decay)
+        if not 0.0 <= rho <= 1.0:
+            raise ValueError(f"Invalid rho value: {rho}")
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            rho, eps = group["rho"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["square_avg"] = torch.zeros_like(p)
+                    state["acc_delta"] = torch.zeros_like(p)
+                if group["weight_decay"] != 0:
+                    g = g.add(p, alpha=group["weight_decay"])
+                sq, acc = state["square_avg"], state["acc_delta"]
+                std = sq.add(eps).sqrt_()                             # BUG: before sq is updated with g
+                delta = acc.add(eps).sqrt_().div_(std).mul_(g)
+                sq.mul_(rho).addcmul_(g, g, value=1 - rho)
+                acc.mul_(rho).addcmul_(delta, delta, value=1 - rho)
+                p.add_(delta, alpha=-group["lr"])
+        return loss
+
+
+# ---- Adamax --------------------------------------------------------------------------------------------------------
+class AdamaxNoEps(Optimizer):
+    """Bug: u_t = max(β2 u_{t−1}, |g|) without ε (0/0 where a gradient element is zero from the start)."""
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False):
+        _nonnegative(lr=lr, eps=eps, weight_decay=weight_decay)
+        _check_betas(betas)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_inf"] = torch.zeros_like(p)
+                state["step"] += 1
+                if group["weight_decay"] != 0:
+                    g = g.add(p, alpha=group["weight_decay"])
+                m, u = state["exp_avg"], state["exp_inf"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                torch.maximum(u.mul_(beta2), g.abs(), out=u)        # BUG: |g| + ε
+                clr = group["lr"] / (1 - beta1 ** state["step"])
+                p.addcdiv_(m, u, value=-clr)
+        return loss
+
+
+# ---- NAdam ---------------------------------------------------------------------------------------------------------
+class NAdamUsesMuT(_NAdamFamily):
+    """Bug: computes the next momentum coefficient with t instead of t + 1 (μ_{t+1} := μ_t, a copy-paste slip)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            psi = group["momentum_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["mu_product"] = 1.0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                if group["weight_decay"] != 0:
+                    if group["decoupled_weight_decay"]:
+                        p.mul_(1 - group["lr"] * group["weight_decay"])
+                    else:
+                        g = g.add(p, alpha=group["weight_decay"])
+                mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * psi))
+                mu_next = beta1 * (1.0 - 0.5 * 0.96 ** (t * psi))      # BUG: should be (t + 1) * psi
+                state["mu_product"] *= mu
+                mu_product = state["mu_product"]
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                denom = v.div(1 - beta2 ** t).sqrt_().add_(group["eps"])
+                p.addcdiv_(g, denom, value=-group["lr"] * (1 - mu) / (1 - mu_product))
+                p.addcdiv_(m, denom, value=-group["lr"] * mu_next / (1 - mu_product * mu_next))
+        return loss
+
+
+# ---- RAdam ---------------------------------------------------------------------------------------------------------
+class RAdamThreshold4(_RAdamFamily):
+    """Bug: rectifies once ρ_t > 4 instead of ρ_t > 5 (with β2 = 0.999, ρ_5 ≈ 4.99: step 5 is rectified)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                if group["weight_decay"] != 0:
+                    if group["decoupled_weight_decay"]:
+                        p.mul_(1 - group["lr"] * group["weight_decay"])
+                    else:
+                        g = g.add(p, alpha=group["weight_decay"])
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
+                m_hat = m / bc1
+                rho_inf = 2 / (1 - beta2) - 1
+                rho_t = rho_inf - 2 * t * beta2 ** t / bc2
+                if rho_t > 4:                                         # BUG: the threshold is 5
+                    rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+                    adaptive = math.sqrt(bc2) / v.sqrt().add_(group["eps"])
+                    p.add_(m_hat * adaptive * rect, alpha=-group["lr"])
+                else:
+                    p.add_(m_hat, alpha=-group["lr"])
+        return loss
+
+
+# ---- Rprop ---------------------------------------------------------------------------------------------------------
+class RpropKeepsGradOnSignChange(Optimizer):
+    """Bug: on a sign change it shrinks the step size but still steps, and remembers g (should set g ← 0)."""
+
+    def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0), *, maximize=False):
+        _nonnegative(lr=lr)
+        if not 0.0 < etas[0] < 1.0 < etas[1]:
+            raise ValueError(f"Invalid eta values: {etas[0]}, {etas[1]}")
+        super().__init__(params, dict(lr=lr, etas=etas, step_sizes=step_sizes, maximize=maximize))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            eta_minus, eta_plus = group["etas"]
+            step_min, step_max = group["step_sizes"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["prev"] = torch.zeros_like(p)
+                    state["step_size"] = torch.full_like(p, group["lr"])
+                agree = g * state["prev"]
+                size = state["step_size"]
+                size.copy_(torch.where(agree > 0, (size * eta_plus).clamp(max=step_max),
+                                       torch.where(agree < 0, (size * eta_minus).clamp(min=step_min), size)))
+                # BUG: missing g = torch.where(agree < 0, 0, g)
+                p.addcmul_(g.sign(), size, value=-1)
+                state["prev"].copy_(g)
+        return loss
+
+
+# ---- ASGD ----------------------------------------------------------------------------------------------------------
+class ASGDEtaOneStepEarly(Optimizer):
+    """Bug: updates the step size η before the step that should use the old one, so step t uses η_{t+1}."""
+
+    def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, *, maximize=False):
+        _nonnegative(lr=lr, weight_decay=weight_decay)
+        super().__init__(params, dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay,
+                                      maximize=maximize))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            lr, lambd = group["lr"], group["lambd"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["eta"] = lr
+                    state["mu"] = 1.0
+                    state["ax"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                state["eta"] = lr / (1 + lambd * lr * t) ** group["alpha"]   # BUG: belongs after the step
+                eta, mu = state["eta"], state["mu"]
+                if group["weight_decay"] != 0:
+                    g = g.add(p, alpha=group["weight_decay"])
+                p.mul_(1 - lambd * eta).add_(g, alpha=-eta)
+                if mu == 1:
+                    state["ax"].copy_(p)
+                else:
+                    state["ax"].add_(p.sub(state["ax"]).mul_(mu))
+                state["mu"] = 1 / max(1, t - group["t0"])
+        return loss
+
+
+# ---- the textbook's momentum -----------------------------------------------------------------------------------------
+class BookMomentumTorchForm(Optimizer):
+    """Bug: the book's momentum written in torch's form v = m v + g, x ← x − γ v: the same as v = m v + γ g,
+    x ← x − v only while γ stays constant."""
+
+    def __init__(self, params, lr=0.5, momentum=0.1):
+        _nonnegative(lr=lr, momentum=momentum)
+        super().__init__(params, dict(lr=lr, momentum=momentum))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if "v" not in state:
+                    state["v"] = torch.zeros_like(p)
+                v = state["v"]
+                v.mul_(group["momentum"]).add_(p.grad)                # BUG: should add lr·g ...
+                p.add_(v, alpha=-group["lr"])                         # ... and step by v alone
+        return loss
+
+
+# =====================================================================================================================
+# Correct variants, in other forms than torch's
+# =====================================================================================================================
+class ForeachAdamW(_AdamWFamily):
+    """AdamW over each group's parameters at once with torch._foreach_* ops, per-parameter step counts."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            if group["maximize"]:
+                grads = torch._foreach_neg(grads)
+            for p in params:
+                if not self.state[p]:
+                    self.state[p].update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+                    if group["amsgrad"]:
+                        self.state[p]["max_exp_avg_sq"] = torch.zeros_like(p)
+                self.state[p]["step"] += 1
+            states = [self.state[p] for p in params]
+            ms = [s["exp_avg"] for s in states]
+            vs = [s["exp_avg_sq"] for s in states]
+            steps = [s["step"] for s in states]
+            if group["weight_decay"] != 0:
+                torch._foreach_mul_(params, 1 - group["lr"] * group["weight_decay"])
+            torch._foreach_lerp_(ms, grads, 1 - beta1)
+            torch._foreach_mul_(vs, beta2)
+            torch._foreach_addcmul_(vs, grads, grads, 1 - beta2)
+            if group["amsgrad"]:
+                maxes = [s["max_exp_avg_sq"] for s in states]
+                torch._foreach_maximum_(maxes, vs)
+                vs = maxes
+            denoms = torch._foreach_sqrt(vs)
+            torch._foreach_div_(denoms, [math.sqrt(1 - beta2 ** t) for t in steps])
+            torch._foreach_add_(denoms, group["eps"])
+            torch._foreach_addcdiv_(params, ms, denoms, [-group["lr"] / (1 - beta1 ** t) for t in steps])
+        return loss
+
+
+class AdamFloat64Internals(_AdamFamily):
+    """Adam keeping its moments in float64 whatever the parameter's dtype, computing θ_new in float64 and copying it
+    back (float64 parameters: the same precision as the reference; others: rounded once, when written)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad.double()
+                if group["maximize"]:
+                    g = -g
+                theta = p.double()
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, dtype=torch.float64)
+                    state["exp_avg_sq"] = torch.zeros_like(p, dtype=torch.float64)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = torch.zeros_like(p, dtype=torch.float64)
+                state["step"] += 1
+                t = state["step"]
+                if wd != 0:
+                    if group["decoupled_weight_decay"]:
+                        theta = theta - lr * wd * theta
+                    else:
+                        g = g + wd * theta
+                state["exp_avg"] = m = beta1 * state["exp_avg"] + (1 - beta1) * g
+                state["exp_avg_sq"] = v = beta2 * state["exp_avg_sq"] + (1 - beta2) * g * g
+                if group["amsgrad"]:
+                    state["max_exp_avg_sq"] = v = torch.maximum(state["max_exp_avg_sq"], v)
+                theta = theta - lr * (m / (1 - beta1 ** t)) / ((v / (1 - beta2 ** t)).sqrt() + eps)
+                p.copy_(theta)
+        return loss
+
+
+class AdamOutOfPlace(_AdamFamily):
+    """Adam with out-of-place tensor ops in the documentation's order: m̂ = m/(1 − β1^t), v̂ = v/(1 − β2^t),
+    θ ← θ − γ m̂ / (√v̂ + ε); the moving averages via lerp as torch writes them."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = torch.neg(p.grad) if group["maximize"] else p.grad
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = torch.tensor(0.0, dtype=torch.float64)
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                t = int(state["step"].item())
+                if group["weight_decay"] != 0:
+                    if group["decoupled_weight_decay"]:
+                        p.sub_(group["lr"] * group["weight_decay"] * p)
+                    else:
+                        g = torch.add(g, p, alpha=group["weight_decay"])
+                state["exp_avg"].lerp_(g, 1 - beta1)
+                state["exp_avg_sq"].copy_(torch.add(torch.mul(state["exp_avg_sq"], beta2),
+                                                    torch.mul(torch.square(g), 1 - beta2)))
+                v = state["exp_avg_sq"]
+                if group["amsgrad"]:
+                    state["max_exp_avg_sq"].copy_(torch.maximum(state["max_exp_avg_sq"], v))
+                    v = state["max_exp_avg_sq"]
+                m_hat = torch.div(state["exp_avg"], 1 - beta1 ** t)
+                v_hat = torch.div(v, 1 - beta2 ** t)
+                p.sub_(torch.div(torch.mul(m_hat, group["lr"]), torch.add(torch.sqrt(v_hat), group["eps"])))
+        return loss
+
+
+class SGDExplicit(_SGDFamily):
+    """SGD with momentum in explicit out-of-place formulas: b = μ b + (1 − τ) g, d = g + μ b or b, θ = θ − γ d."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            lr, mu, tau, wd = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad * (-1.0 if group["maximize"] else 1.0)
+                if wd != 0:
+                    g = g + wd * p
+                if mu != 0:
+                    state = self.state[p]
+                    b = g.clone() if "momentum_buffer" not in state else mu * state["momentum_buffer"] + (1 - tau) * g
+                    state["momentum_buffer"] = b
+                    g = g + mu * b if group["nesterov"] else b
+                p.copy_(p - lr * g)
+        return loss
+
+
+class RMSpropAddcmul(_RMSpropFamily):
+    """RMSprop with torch.addcmul/addcdiv/lerp, out of place, the momentum buffer written back through state."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            alpha, eps, mu = group["alpha"], group["eps"], group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad.neg() if group["maximize"] else p.grad
+                if group["weight_decay"] != 0:
+                    g = torch.add(g, p, alpha=group["weight_decay"])
+                state = self.state[p]
+                v = torch.addcmul(alpha * state.get("square_avg", torch.zeros_like(p)), g, g, value=1 - alpha)
+                state["square_avg"] = v
+                if group["centered"]:
+                    ga = torch.lerp(state.get("grad_avg", torch.zeros_like(p)), g, 1 - alpha)
+                    state["grad_avg"] = ga
+                    v = torch.addcmul(v, ga, ga, value=-1.0)
+                denom = torch.sqrt(v) + eps
+                if mu > 0:
+                    buf = torch.addcdiv(mu * state.get("momentum_buffer", torch.zeros_like(p)), g, denom)
+                    state["momentum_buffer"] = buf
+                    p.add_(buf, alpha=-group["lr"])
+                else:
+                    p.copy_(torch.addcdiv(p, g, denom, value=-group["lr"]))
+        return loss
+
+
+class BookMomentum(Optimizer):
+    """The book's momentum as written: v = m v + γ g, x ← x − v (state per parameter, γ read each step)."""
+
+    def __init__(self, params, lr=0.5, momentum=0.1):
+        _nonnegative(lr=lr, momentum=momentum)
+        super().__init__(params, dict(lr=lr, momentum=momentum))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                v = state.get("v")
+                state["v"] = v = group["lr"] * p.grad if v is None else group["momentum"] * v + group["lr"] * p.grad
+                p.sub_(v)
+        return loss
+
+
+class RAdamStacked(_RAdamFamily):
+    """RAdam on the flattened concatenation of each group's parameters (one kernel per op for the group),
+    with per-parameter step counts expanded to per-element tensors and torch.where instead of the branch."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            for p in params:
+                if not self.state[p]:
+                    self.state[p].update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+                self.state[p]["step"] += 1
+            flat = lambda ts: torch.cat([x.reshape(-1) for x in ts])  # noqa: E731
+            theta = flat(params)
+            g = flat([p.grad for p in params])
+            if group["maximize"]:
+                g = -g
+            t = flat([torch.full_like(p, self.state[p]["step"]) for p in params])
+            if group["weight_decay"] != 0:
+                if group["decoupled_weight_decay"]:
+                    theta = theta * (1 - group["lr"] * group["weight_decay"])
+                else:
+                    g = g + group["weight_decay"] * theta
+            m = beta1 * flat([self.state[p]["exp_avg"] for p in params]) + (1 - beta1) * g
+            v = beta2 * flat([self.state[p]["exp_avg_sq"] for p in params]) + (1 - beta2) * g * g
+            bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
+            rho_inf = 2 / (1 - beta2) - 1
+            rho_t = rho_inf - 2 * t * beta2 ** t / bc2
+            rectified = rho_t > 5
+            r2 = torch.where(rectified, (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t),
+                             torch.ones_like(t))
+            scale = torch.where(rectified, torch.sqrt(r2) * torch.sqrt(bc2) / (torch.sqrt(v) + group["eps"]),
+                                torch.ones_like(t))
+            theta = theta - group["lr"] * (m / bc1) * scale
+            offset = 0
+            for p in params:
+                n = p.numel()
+                p.copy_(theta[offset:offset + n].view_as(p))
+                self.state[p]["exp_avg"].copy_(m[offset:offset + n].view_as(p))
+                self.state[p]["exp_avg_sq"].copy_(v[offset:offset + n].view_as(p))
+                offset += n
+        return loss
+
+
+PLANTED = [
+    ("AdamEpsInsideSqrt", "adam", "ε inside the square root: √(v̂ + ε) instead of √v̂ + ε"),
+    ("AdamBiasCorrectionOffByOne", "adam", "step counter starts at 1: bias corrections use t + 1"),
+    ("AdamNoBiasCorrectionV", "adam", "v is not bias-corrected (v̂ = v_t)"),
+    ("AdamIgnoresMaximize", "adam", "maximize accepted but ignored"),
+    ("AdamIgnoresAmsgrad", "adam", "amsgrad accepted but ignored"),
+    ("AmsgradMaxOfCorrected", "adam", "AMSGrad takes the running max of bias-corrected v̂ instead of raw v"),
+    ("AdamIgnoresDecoupledWeightDecay", "adam", "decoupled_weight_decay accepted but coupled L2 always applied"),
+    ("AdamBetasFromDefaults", "adam", "betas read from self.defaults instead of the param group"),
+    ("AdamSharedStateByShape", "adam", "one state (m, v, t) shared by all parameters of the same shape"),
+    ("AdamStateOutsideStateDict", "adam", "state kept in a dict attribute, not self.state: lost by state_dict"),
+    ("AdamFloat32Internals", "adam", "moments and update in float32 for float64 parameters"),
+    ("AdamSkipsZeroGrad", "adam", "an all-zero gradient is skipped like a missing one"),
+    ("AdamWCoupledWeightDecay", "adamw", "coupled L2 (g + λθ) instead of decoupled decay"),
+    ("AdamWDecayWithoutLr", "adamw", "decays θ by λθ instead of γλθ"),
+    ("SGDDampeningOnFirstStep", "sgd", "dampening applied on the first momentum step: b_1 = (1 − τ) g"),
+    ("SGDNesterovUsesBuffer", "sgd", "Nesterov steps along b_t + μ b_t instead of g + μ b_t"),
+    ("SGDWeightDecayAfterMomentum", "sgd", "λθ added after the momentum buffer instead of before"),
+    ("SGDLrFromDefaults", "sgd", "lr read from self.defaults: ignores group lr and the scheduler"),
+    ("RMSpropEpsInsideSqrt", "rmsprop", "ε inside the square root: √(ṽ + ε)"),
+    ("RMSpropCenteredIgnoresMean", "rmsprop", "centered keeps ḡ but does not subtract ḡ² from v"),
+    ("RMSpropMomentumLrInBuffer", "rmsprop", "lr folded into the momentum buffer (wrong once lr changes)"),
+    ("AdagradLrDecayUsesT", "adagrad", "lr decay γ / (1 + t η) instead of γ / (1 + (t − 1) η)"),
+    ("AdagradIgnoresInitialAccumulator", "adagrad", "accumulator starts at 0, not initial_accumulator_value"),
+    ("AdadeltaStaleSquareAvg", "adadelta", "Δx computed with v_{t−1}: the square average updated after it"),
+    ("AdamaxNoEps", "adamax", "u_t = max(β2 u, |g|) without ε"),
+    ("NAdamUsesMuT", "nadam", "μ_{t+1} computed with t instead of t + 1"),
+    ("RAdamThreshold4", "radam", "rectification threshold ρ_t > 4 instead of ρ_t > 5"),
+    ("RpropKeepsGradOnSignChange", "rprop", "on a sign change still steps and remembers g (g ← 0 missing)"),
+    ("ASGDEtaOneStepEarly", "asgd", "η updated before the step: step t uses η_{t+1}"),
+    ("BookMomentumTorchForm", "book_momentum", "torch's form v = m v + g, x −= γ v (wrong once lr changes)"),
+]
+
+CORRECT = [
+    ("ForeachAdamW", "adamw", "torch._foreach_* ops over each group, lerp for m, per-parameter bias corrections"),
+    ("AdamFloat64Internals", "adam", "float64 state and arithmetic whatever the dtype, θ copied back"),
+    ("AdamOutOfPlace", "adam", "out-of-place ops, explicit m̂ and v̂, tensor step count, lerp for m"),
+    ("SGDExplicit", "sgd", "explicit out-of-place formulas, buffer replaced rather than updated in place"),
+    ("RMSpropAddcmul", "rmsprop", "torch.addcmul/addcdiv/lerp out of place, state dict .get()"),
+    ("BookMomentum", "book_momentum", "the book's v = m v + γ g, x −= v with γ read every step"),
+    ("RAdamStacked", "radam", "all of a group's parameters concatenated, torch.where instead of the ρ_t branch"),
+]

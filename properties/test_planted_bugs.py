@@ -1,0 +1,162 @@
+"""The suite tests itself: it catches every planted bug and accepts every correct variant (``optimizers/planted.py``).
+
+A planted bug is a correct implementation of its rule but for one small, realistic mistake. For each, a Hypothesis
+search over the same trajectory cases the suite draws for a user's implementation (float64, up to ``MAX_EXAMPLES``
+examples, stopping at the first failure) must end in ``NonConformance`` — or in an exception the implementation
+itself raises while stepping. The checks searched are the trajectory property, and for bugs that only the
+torch.optim contract can see (state lost through ``state_dict``) the contract checks of ``properties/test_contract.py``.
+A correct variant, written in another form than torch's, must pass the same checks on ``CORRECT_EXAMPLES`` examples.
+
+``PLANTED_MAX_EXAMPLES`` and ``PLANTED_CORRECT_EXAMPLES`` in the environment change the two budgets (a release run
+might give the correct variants as many examples as the bugs get).
+"""
+from __future__ import annotations
+
+import copy
+import os
+import traceback
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import HypothesisException
+
+from optimizers import planted
+from optimizers.adapters import Subject, construct, make_params, set_grads, set_lrs, snapshot
+from properties.assertions import NonConformance
+from properties.strategies import cases
+from properties.test_trajectory import check_trajectory
+from reference.registry import RULES
+
+try:
+    from properties.test_contract import CONTRACT_CHECKS
+except ImportError:
+    CONTRACT_CHECKS = []
+
+MAX_EXAMPLES = int(os.environ.get("PLANTED_MAX_EXAMPLES", "300"))
+CORRECT_EXAMPLES = int(os.environ.get("PLANTED_CORRECT_EXAMPLES", "40"))
+DTYPE = torch.float64
+
+#: bugs whose trajectory is right: only the torch.optim contract (state_dict round trip) can catch them
+CONTRACT_BUGS = {"AdamStateOutsideStateDict"}
+
+
+def check_state_dict_round_trip(subject, case) -> None:
+    """Used only while ``properties/test_contract.py`` provides no CONTRACT_CHECKS: halfway through the case, a
+    fresh optimizer on copies of the parameters, given ``load_state_dict(deepcopy(state_dict()))``, continues
+    exactly as the original does."""
+    if not subject.caps.state_dict or case.steps < 2:
+        return
+    k = case.steps // 2
+    params = make_params(case, subject.device)
+    opt = construct(subject, case, params)
+    for t in range(k):
+        set_lrs(subject, case, opt, t)
+        set_grads(case, params, t)
+        opt.step()
+    twins = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    fresh = construct(subject, case, twins)
+    fresh.load_state_dict(copy.deepcopy(opt.state_dict()))
+    for t in range(k, case.steps):
+        for o, ps in ((opt, params), (fresh, twins)):
+            set_lrs(subject, case, o, t)
+            set_grads(case, ps, t)
+            o.step()
+        for i, (a, b) in enumerate(zip(snapshot(params), snapshot(twins))):
+            if not np.array_equal(a, b, equal_nan=True):
+                raise NonConformance(f"{subject.id}: restored with load_state_dict after step {k - 1}, parameter {i} "
+                                     f"at step {t} is {b.tolist()!r}; the uninterrupted run has {a.tolist()!r} "
+                                     f"({case!r})")
+
+
+def contract_checks() -> list:
+    return list(CONTRACT_CHECKS) or [check_state_dict_round_trip]
+
+
+def subject_for(name: str, rule: str) -> Subject:
+    return Subject(f"planted.{name}", getattr(planted, name), RULES[rule], f"optimizers.planted:{name}")
+
+
+def _raised_in(exc: BaseException, module) -> bool:
+    """Whether ``exc`` was raised from code in ``module`` (or from torch code that module called)."""
+    return any(frame.filename == module.__file__ for frame, _ in traceback.walk_tb(exc.__traceback__))
+
+
+def search(subject: Subject, checks: list, max_examples: int):
+    """Run ``checks`` on up to ``max_examples`` Hypothesis cases for ``subject``, stopping at the first failure.
+
+    Returns (what caught the subject: a NonConformance or an exception raised by the implementation, or None;
+    the number of examples drawn up to and including the first failure, or in all). Any other error propagates.
+    """
+    caught: list[BaseException] = []
+    drawn = [0, 0]  # examples drawn in all; examples drawn when the first failure was seen
+
+    @settings(max_examples=max_examples, phases=[Phase.generate], deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=cases(subject, DTYPE))
+    def run(case):
+        drawn[0] += 1
+        for check in checks:
+            try:
+                check(subject, case)
+            except HypothesisException:
+                raise
+            except Exception as e:
+                if isinstance(e, NonConformance) or _raised_in(e, planted):
+                    if not caught:
+                        drawn[1] = drawn[0]
+                    caught.append(e)
+                raise
+
+    try:
+        run()
+    except Exception:
+        if not caught:
+            raise
+        return caught[0], drawn[1]
+    return None, drawn[0]
+
+
+def _planted_params():
+    return [pytest.param(name, rule, what, id=name) for name, rule, what in planted.PLANTED]
+
+
+def _correct_params():
+    return [pytest.param(name, rule, how, id=name) for name, rule, how in planted.CORRECT]
+
+
+@pytest.mark.parametrize("name, rule, bug", _planted_params())
+def test_suite_catches_planted_bug(name, rule, bug, record_property):
+    """An implementation with this one realistic deviation from its rule is reported as non-conforming (or fails
+    while stepping) within MAX_EXAMPLES drawn cases."""
+    subject = subject_for(name, rule)
+    checks = [check_trajectory] + (contract_checks() if name in CONTRACT_BUGS else [])
+    caught, examples = search(subject, checks, MAX_EXAMPLES)
+    record_property("examples_to_catch", examples)
+    assert caught is not None, (
+        f"the suite did not catch planted bug {name} ({rule}: {bug}) in {examples} examples "
+        f"(checks: {', '.join(c.__name__ for c in checks)})")
+
+
+@pytest.mark.parametrize("name, rule, how", _correct_params())
+def test_suite_accepts_correct_variant(name, rule, how, record_property):
+    """A correct implementation of the rule in another form than torch's conforms on every drawn case: the
+    trajectory property and the contract checks raise nothing."""
+    subject = subject_for(name, rule)
+    caught, examples = search(subject, [check_trajectory, *contract_checks()], CORRECT_EXAMPLES)
+    record_property("examples", examples)
+    if caught is not None:
+        raise caught
+
+
+def test_planted_and_correct_lists_name_real_classes():
+    """Every PLANTED and CORRECT entry names a class of optimizers/planted.py and a rule the suite knows, and at
+    least 22 bugs and 5 correct variants are planted."""
+    entries = planted.PLANTED + planted.CORRECT
+    assert len(planted.PLANTED) >= 22 and len(planted.CORRECT) >= 5
+    assert len({n for n, _, _ in entries}) == len(entries), "a class is listed twice"
+    for name, rule, _ in entries:
+        assert isinstance(getattr(planted, name, None), type), f"optimizers.planted has no class {name}"
+        assert rule in RULES, f"{name}: unknown rule {rule!r}"
+    assert CONTRACT_BUGS <= {n for n, _, _ in planted.PLANTED}
