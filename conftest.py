@@ -64,6 +64,14 @@ def _subjects(config) -> list[Subject]:
     return [subject]
 
 
+# The suite's tests of itself: they judge the suite, not the implementation named by --optimizer.
+SELF_TESTS = {"test_planted_bugs.py"}
+
+
+def pytest_ignore_collect(collection_path, config):
+    return collection_path.name in SELF_TESTS and bool(config.getoption("optimizer"))
+
+
 def pytest_configure(config):
     config.subjects = _subjects(config)
 

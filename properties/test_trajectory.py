@@ -16,7 +16,9 @@ from properties.strategies import cases
 from properties.tolerances import judgeable, tolerances
 from reference.trajectory import reference_trajectory
 
-DTYPES = (torch.float64, torch.float32, torch.bfloat16, torch.float16)
+# bfloat16/float16 run through the same model (the reference is also evaluated in the dtype itself) but are not
+# yet calibrated: they are left out until their tolerance has been validated.
+DTYPES = (torch.float64, torch.float32)
 
 
 @contextlib.contextmanager
