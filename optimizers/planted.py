@@ -1104,6 +1104,41 @@ class RpropKeepsGradOnSignChange(Optimizer):
         return loss
 
 
+class RpropRemembersUnzeroedGrad(Optimizer):
+    """Bug: on a sign change it skips the step (g ← 0) but remembers the un-zeroed g as g_prev, so the NEXT step
+    compares against it (g_prev·g ≠ 0) and grows or shrinks η where the rule, with g_prev = 0, keeps it.
+    Differs only on the step after a sign change. NOT caught today: see ``UNCAUGHT`` below."""
+
+    def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0), *, maximize=False):
+        _nonnegative(lr=lr)
+        if not 0.0 < etas[0] < 1.0 < etas[1]:
+            raise ValueError(f"Invalid eta values: {etas[0]}, {etas[1]}")
+        super().__init__(params, dict(lr=lr, etas=etas, step_sizes=step_sizes, maximize=maximize))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            eta_minus, eta_plus = group["etas"]
+            step_min, step_max = group["step_sizes"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["prev"] = torch.zeros_like(p)
+                    state["step_size"] = torch.full_like(p, group["lr"])
+                agree = g * state["prev"]
+                size = state["step_size"]
+                size.copy_(torch.where(agree > 0, (size * eta_plus).clamp(max=step_max),
+                                       torch.where(agree < 0, (size * eta_minus).clamp(min=step_min), size)))
+                step_g = torch.where(agree < 0, torch.zeros_like(g), g)
+                p.addcmul_(step_g.sign(), size, value=-1)
+                state["prev"].copy_(g)                                # BUG: should remember step_g
+        return loss
+
+
 # ---- ASGD ----------------------------------------------------------------------------------------------------------
 class ASGDEtaOneStepEarly(Optimizer):
     """Bug: updates the step size η before the step that should use the old one, so step t uses η_{t+1}."""
@@ -1455,4 +1490,14 @@ CORRECT = [
     ("RMSpropAddcmul", "rmsprop", "torch.addcmul/addcdiv/lerp out of place, state dict .get()"),
     ("BookMomentum", "book_momentum", "the book's v = m v + γ g, x −= v with γ read every step"),
     ("RAdamStacked", "radam", "all of a group's parameters concatenated, torch.where instead of the ρ_t branch"),
+]
+
+#: Real deviations the suite does not catch today: (class, rule, the bug, why the suite misses it). Each has a
+#: deterministic example in ``properties/test_planted_bugs.py`` run as a strict expected failure.
+UNCAUGHT = [
+    ("RpropRemembersUnzeroedGrad", "rprop", "after a sign change remembers the un-zeroed g as g_prev",
+     "the tolerance model perturbs every state tensor by ±4u·(|s_{t−1}| + |s_t|) in its Monte Carlo runs, so the "
+     "rule's exact g_prev = 0 after a sign change becomes ±4u·|g_{t−1}|: the perturbed references take random "
+     "agree/disagree branches on the next step, its tolerance is infinite (ill-conditioned) and the whole case is "
+     "discarded. No step after a sign change is ever judged for Rprop, and this bug shows only there."),
 ]
