@@ -102,15 +102,3 @@ def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, t
                 "-" * 72,
             ]))
 
-
-def assert_finite_where_reference_is(subject: Subject, t: int, actual, expected) -> None:
-    __tracebackhide__ = True
-    for i, (a, e) in enumerate(zip(actual, expected)):
-        bad = ~np.isfinite(a) & np.isfinite(e)
-        if bad.any():
-            raise NonConformance(f"{subject.id}: step {t}, parameter {i}: got {a[bad][0]!r} where the reference "
-                                 f"is finite ({e[bad][0]!r})")
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).replace("torch.", "")
