@@ -73,6 +73,7 @@ def pytest_ignore_collect(collection_path, config):
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "applies_to(*rules): the test checks a property of these rules only")
     config.subjects = _subjects(config)
 
 
@@ -99,6 +100,19 @@ def pytest_report_header(config):
 
 
 def pytest_generate_tests(metafunc):
-    if "subject" in metafunc.fixturenames:
-        subjects = metafunc.config.subjects
-        metafunc.parametrize("subject", subjects, ids=[s.id for s in subjects])
+    """Parametrize ``subject`` over the implementations under test; a test marked ``applies_to(*rules)`` takes only
+    those whose rule is one of ``rules`` (and is skipped, saying why, when none is)."""
+    if "subject" not in metafunc.fixturenames:
+        return
+    subjects = metafunc.config.subjects
+    marker = metafunc.definition.get_closest_marker("applies_to")
+    if marker is not None:
+        rules = marker.args
+        subjects = [s for s in subjects if s.rule.name in rules]
+        if not subjects:
+            tested = sorted({s.rule.name for s in metafunc.config.subjects})
+            metafunc.parametrize("subject", [pytest.param(None, marks=pytest.mark.skip(
+                reason=f"property of rule {', '.join(rules)}; the implementation under test claims {', '.join(tested)}"))],
+                ids=["n/a"])
+            return
+    metafunc.parametrize("subject", subjects, ids=[s.id for s in subjects])

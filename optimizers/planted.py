@@ -1107,7 +1107,7 @@ class RpropKeepsGradOnSignChange(Optimizer):
 class RpropRemembersUnzeroedGrad(Optimizer):
     """Bug: on a sign change it skips the step (g ← 0) but remembers the un-zeroed g as g_prev, so the NEXT step
     compares against it (g_prev·g ≠ 0) and grows or shrinks η where the rule, with g_prev = 0, keeps it.
-    Differs only on the step after a sign change. NOT caught today: see ``UNCAUGHT`` below."""
+    Differs only on the step after a sign change."""
 
     def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0), *, maximize=False):
         _nonnegative(lr=lr)
@@ -1478,6 +1478,7 @@ PLANTED = [
     ("NAdamUsesMuT", "nadam", "μ_{t+1} computed with t instead of t + 1"),
     ("RAdamThreshold4", "radam", "rectification threshold ρ_t > 4 instead of ρ_t > 5"),
     ("RpropKeepsGradOnSignChange", "rprop", "on a sign change still steps and remembers g (g ← 0 missing)"),
+    ("RpropRemembersUnzeroedGrad", "rprop", "after a sign change skips the step but remembers the un-zeroed g"),
     ("ASGDEtaOneStepEarly", "asgd", "η updated before the step: step t uses η_{t+1}"),
     ("BookMomentumTorchForm", "book_momentum", "torch's form v = m v + g, x −= γ v (wrong once lr changes)"),
 ]
@@ -1490,14 +1491,4 @@ CORRECT = [
     ("RMSpropAddcmul", "rmsprop", "torch.addcmul/addcdiv/lerp out of place, state dict .get()"),
     ("BookMomentum", "book_momentum", "the book's v = m v + γ g, x −= v with γ read every step"),
     ("RAdamStacked", "radam", "all of a group's parameters concatenated, torch.where instead of the ρ_t branch"),
-]
-
-#: Real deviations the suite does not catch today: (class, rule, the bug, why the suite misses it). Each has a
-#: deterministic example in ``properties/test_planted_bugs.py`` run as a strict expected failure.
-UNCAUGHT = [
-    ("RpropRemembersUnzeroedGrad", "rprop", "after a sign change remembers the un-zeroed g as g_prev",
-     "the tolerance model perturbs every state tensor by ±4u·(|s_{t−1}| + |s_t|) in its Monte Carlo runs, so the "
-     "rule's exact g_prev = 0 after a sign change becomes ±4u·|g_{t−1}|: the perturbed references take random "
-     "agree/disagree branches on the next step, its tolerance is infinite (ill-conditioned) and the whole case is "
-     "discarded. No step after a sign change is ever judged for Rprop, and this bug shows only there."),
 ]

@@ -20,7 +20,8 @@ Two terms, both computed from the case itself, never tuned:
    A state update may be written in another form than the documentation's — torch computes the moving average
    m ← β1 m + (1 − β1) g as ``lerp(m, g, 1 − β1)`` = m + (1 − β1)(g − m), whose error is relative to the previous
    m, not to the (β1 times smaller) new one — so each MCA run also moves every state tensor, after every step,
-   by ±4u·(|s_{t−1}| + |s_t|): the budget of a state update relative to its inputs. For the same reason every
+   by ±4u·(|s_{t−1}| + |s_t|): the budget of a state update relative to its inputs — except exact zeros, which
+   are assigned rather than computed (Rprop's forgotten gradient) and which every implementation writes exactly. For the same reason every
    hyperparameter declared in [0, 1] (β, α, ρ, momentum: used as β or through 1 − β) moves by ±u absolute, the
    others (γ, ε, λ) by ±u relative.
    Two correct implementations, or two samples, differ by amounts of the same order; ``SENSITIVITY_FACTOR`` = 8
@@ -117,6 +118,9 @@ def _mca_run(case: Case, seed: int):
         for k, v in new.items():
             if torch.is_tensor(v) and v.is_floating_point():
                 scale = torch.abs(v) + (torch.abs(state[k]) if k in state else 0.0)
+                # An exact zero is assigned, not computed (Rprop forgets the gradient after a sign change; a
+                # buffer starts at zero): every implementation writes it exactly, so it is not perturbed.
+                scale = torch.where(v == 0, 0.0, scale)
                 signs = torch.where(torch.rand(v.shape, generator=gen) < 0.5, -1.0, 1.0).to(torch.float64)
                 v = v + signs * OPS_PER_STATE_STEP * u * scale
             out[k] = v
