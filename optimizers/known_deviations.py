@@ -8,6 +8,7 @@ failure, visible in every run's summary — if torch fixes it, that test passes 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, ContextManager
 
@@ -40,6 +41,7 @@ class KnownDeviation:
     link: str
     example: Callable[[], Case]           # a small case that shows it
     workaround: Callable[[Case], ContextManager] | None = None
+    avoid: Callable[[Case], Case] | None = None   # the nearest case on which it does not show
     check: str = "trajectory"             # the check it fails: "trajectory" or "grads" (step writes into .grad)
 
     def concerns(self, subject) -> bool:
@@ -55,6 +57,15 @@ def _case(rule: str, hps: list[dict], params, grads, dtype=torch.float64) -> Cas
     grads = [[np.asarray(g, dtype=np.float64) for g in row] for row in grads]
     lrs = [[g.hp["lr"] for g in groups] for _ in grads]
     return Case(r, groups, [np.asarray(p, dtype=np.float64) for p in params], grads, lrs, dtype)
+
+
+def _with_group_hp(case: Case, change: Callable[[int, dict], dict]) -> Case:
+    """``case`` with group k's hyperparameters replaced by ``change(k, hp)`` (learning rates unchanged)."""
+    groups = [dataclasses.replace(g, hp=change(k, g.hp)) for k, g in enumerate(case.groups)]
+    for k, g in enumerate(groups):
+        if g.inherits:
+            groups[k] = dataclasses.replace(g, hp=dict(groups[0].hp))
+    return dataclasses.replace(case, groups=groups)
 
 
 def _first_gradient_steps(case: Case, group: Group) -> set[int]:
@@ -94,6 +105,8 @@ DEVIATIONS: list[KnownDeviation] = [
         link=NOT_FILED,
         example=lambda: _case("adagrad", [{"lr": 0.01}, {"lr": 0.01, "initial_accumulator_value": 1.0}],
                               [1.0, 1.0], [[1.0, 1.0]]),
+        avoid=lambda c: _with_group_hp(c, lambda k, hp: {
+            **hp, "initial_accumulator_value": c.groups[0].hp["initial_accumulator_value"]}),
     ),
     KnownDeviation(
         "nadam-float32-mu-product", "NAdam", ALL,
@@ -122,6 +135,8 @@ DEVIATIONS: list[KnownDeviation] = [
                "when g_prev·g = 0 (always on the first step), so they differ when lr lies outside step_sizes",
         link=NOT_FILED,
         example=lambda: _case("rprop", [{"lr": 0.01, "step_sizes": (1e-6, 1e-3)}], [1.0], [[1.0]]),
+        avoid=lambda c: _with_group_hp(c, lambda k, hp: {
+            **hp, "step_sizes": (min(hp["step_sizes"][0], hp["lr"]), max(hp["step_sizes"][1], hp["lr"]))}),
     ),
     KnownDeviation(
         "radam-foreach-nan-eps0", "RAdam", ("foreach",),
@@ -163,6 +178,15 @@ DEVIATIONS: list[KnownDeviation] = [
         check="grads",
     ),
 ]
+
+
+def avoiding(subject, case: Case) -> Case:
+    """``case`` moved off the known deviations of ``subject`` that say how (``avoid``), so that the search checks
+    the rest of the rule instead of discarding the case."""
+    for d in DEVIATIONS:
+        if d.avoid is not None and d.concerns(subject) and d.when(case):
+            case = d.avoid(case)
+    return case
 
 
 def applicable(subject, case: Case, check: str = "trajectory") -> list[KnownDeviation]:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
+from optimizers.known_deviations import avoiding
 from reference.declarations import Flag, Pair, Real, Rule
 from reference.trajectory import Case, Group
 
@@ -117,4 +118,4 @@ def cases(draw, subject, dtype: torch.dtype = torch.float64, max_steps: int = MA
     for factor in factors:
         f *= factor
         lrs.append([g.hp["lr"] * f if "lr" in g.hp else None for g in groups])
-    return Case(rule, groups, params, grads, lrs, dtype)
+    return avoiding(subject, Case(rule, groups, params, grads, lrs, dtype))

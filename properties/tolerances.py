@@ -13,17 +13,18 @@ Two terms, both computed from the case itself, never tuned:
    weight decay feeds θ's error back into the gradient; a cancellation (θ ≈ γ·update, m ≈ 0 under alternating
    gradients, v − ḡ² in centered RMSprop) turns a small absolute error into a large relative one that a later
    division magnifies. We measure this rather than model it, by *Monte Carlo arithmetic* (Parker 1997): the
-   float64 reference is run ``MCA_SAMPLES`` more times with every floating-point result of every operation
-   multiplied by (1 ± u), sign at random — rounding at the dtype's precision, simulated at its largest — and once with
-   its arithmetic really in float32 (and in the dtype itself for half dtypes), that difference scaled from
-   float32's unit roundoff to the dtype's. The largest difference from the exact run is the sensitivity.
+   float64 reference is run ``MCA_SAMPLES`` more times (as one batch, for an element-wise rule) with every
+   floating-point result of every operation multiplied by (1 ± u), sign at random — rounding at the dtype's
+   precision, simulated at its largest — and once with its arithmetic really in float32 (and in the dtype itself
+   for half dtypes), that difference scaled from float32's unit roundoff to the dtype's. The largest difference
+   from the exact run is the sensitivity.
    A state update may be written in another form than the documentation's — torch computes the moving average
    m ← β1 m + (1 − β1) g as ``lerp(m, g, 1 − β1)`` = m + (1 − β1)(g − m), whose error is relative to the previous
    m, not to the (β1 times smaller) new one — so each MCA run also moves every state tensor, after every step,
-   by ±4u·(|s_{t−1}| + |s_t|): the budget of a state update relative to its inputs — except exact zeros, which
-   are assigned rather than computed (Rprop's forgotten gradient) and which every implementation writes exactly. For the same reason every
-   hyperparameter declared in [0, 1] (β, α, ρ, momentum: used as β or through 1 − β) moves by ±u absolute, the
-   others (γ, ε, λ) by ±u relative.
+   by ±4u·(|s_{t−1}| + |s_t|): the budget of a state update relative to its inputs (except exact zeros, which
+   are assigned rather than computed, like Rprop's forgotten gradient, and which every implementation writes
+   exactly). For the same reason every hyperparameter declared in [0, 1] (β, α, ρ, momentum: used as β or
+   through 1 − β) moves by ±u absolute, the others (γ, ε, λ) by ±u relative.
    Two correct implementations, or two samples, differ by amounts of the same order; ``SENSITIVITY_FACTOR`` = 8
    covers that spread.
 
@@ -96,7 +97,17 @@ def _fraction(domain) -> bool:
     return domain.lo >= 0.0 and domain.hi <= 1.0
 
 
-def _mca_run(case: Case, seed: int):
+def _mca_runs(case: Case, seed: int, samples: int) -> list[list[list[np.ndarray]]]:
+    """``samples`` Monte Carlo runs of the reference on ``case``. An element-wise rule runs them as one batch: every
+    tensor gets a leading sample axis, along which the rounding noise is independent (the hyperparameters' noise,
+    drawn per step and parameter, is shared by the batch)."""
+    if not case.rule.elementwise:
+        return [_mca_batch(case, seed + k, None) for k in range(samples)]
+    batched = _mca_batch(case, seed, samples)
+    return [[[p[k] for p in row] for row in batched] for k in range(samples)]
+
+
+def _mca_batch(case: Case, seed: int, batch: int | None):
     u = unit_roundoff(case.dtype)
     gen = torch.Generator().manual_seed(10_000 + seed)
     update = case.rule.update
@@ -126,7 +137,12 @@ def _mca_run(case: Case, seed: int):
             out[k] = v
         return θ, out
 
-    perturbed = dataclasses.replace(case, rule=dataclasses.replace(case.rule, update=noisy_update))
+    def stack(a):
+        return a if a is None or batch is None else np.broadcast_to(a, (batch, *np.shape(a)))
+
+    perturbed = dataclasses.replace(case, rule=dataclasses.replace(case.rule, update=noisy_update),
+                                    params=[stack(p) for p in case.params],
+                                    grads=[[stack(g) for g in row] for row in case.grads])
     with RoundingNoise(u, seed):
         return reference_trajectory(perturbed, torch.float64)
 
@@ -134,7 +150,7 @@ def _mca_run(case: Case, seed: int):
 def sensitivity(case: Case, expected: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
     """Per step and parameter: how far rounding of the case's dtype can carry the result (inf: ill-conditioned)."""
     u = unit_roundoff(case.dtype)
-    samples = [(_mca_run(case, seed), 1.0, "mca") for seed in range(MCA_SAMPLES)]
+    samples = [(run, 1.0, "mca") for run in _mca_runs(case, 0, MCA_SAMPLES)]
     samples.append((reference_trajectory(case, torch.float32), u / unit_roundoff(torch.float32), "float32"))
     if case.dtype not in (torch.float32, torch.float64):
         samples.append((reference_trajectory(case, case.dtype), 1.0, "dtype"))
