@@ -186,8 +186,10 @@ def tolerances(case: Case, expected: list[list[np.ndarray]]) -> list[list[np.nda
             if case.grads[t][i] is not None:
                 floor[i] = floor[i] + step_budget(u, t, prev[i], now)
                 size[i] = size[i] + torch.abs(now - prev[i])
-            tol = SENSITIVITY_FACTOR * sens[t][i] + floor[i].numpy() + tiny
-            ill = tol > ILL_CONDITIONED * (torch.maximum(size[i], torch.abs(now)).numpy() + tiny)
+            rounding = SENSITIVITY_FACTOR * sens[t][i] + floor[i].numpy()
+            # An element that rounding cannot move (θ = 0 held by γ = 0, say) is determined, however small.
+            ill = rounding > ILL_CONDITIONED * torch.maximum(size[i], torch.abs(now)).numpy()
+            tol = rounding + tiny
             row.append(np.where(ill, np.inf, tol))
             prev[i] = now
         out.append(row)
