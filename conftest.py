@@ -12,9 +12,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, Phase, settings
 
+from optimizers import adapters
 from optimizers.adapters import NotAnOptimizer, Subject
 from optimizers.builtins import builtin_subjects
 from optimizers.loading import SPEC_FORMS, SpecError, resolve
+from properties.isolation import isolated
 from reference.registry import RULES
 
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
@@ -28,6 +30,8 @@ settings.register_profile("thorough", max_examples=2000, deadline=None, suppress
                           print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
+pytest_plugins = ("pytester",)
+
 DEVICES = ("cpu", "cuda")
 
 
@@ -38,6 +42,9 @@ def pytest_addoption(parser):
     group.addoption("--rule", metavar="RULE", default=None,
                     help=f"the rule it claims to implement: {', '.join(RULES)}")
     group.addoption("--device", metavar="DEVICE", default="cpu", help="cpu (default) or cuda")
+    group.addoption("--step-timeout", metavar="SECONDS", default="60",
+                    help="fail a test when one call into the implementation (constructor, step) takes longer "
+                         "(default 60; 0 disables)")
 
 
 def _subjects(config) -> list[Subject]:
@@ -58,22 +65,37 @@ def _subjects(config) -> list[Subject]:
         raise pytest.UsageError(f"--optimizer {spec} needs --rule RULE; known rules: {', '.join(RULES)}")
     try:
         subject = Subject(spec, resolve(spec), RULES[rule_name], spec, device=device)
-        subject.caps  # probe now, so that an unusable implementation is a usage error, not a failing test
+        with isolated():  # probing constructs it, and a constructor may change torch's global state too
+            subject.caps  # probe now, so that an unusable implementation is a usage error, not a failing test
     except (SpecError, NotAnOptimizer) as e:
         raise pytest.UsageError(str(e)) from None
     return [subject]
 
 
 # The suite's tests of itself: they judge the suite, not the implementation named by --optimizer.
-SELF_TESTS = {"test_planted_bugs.py"}
+SELF_TESTS = {"test_planted_bugs.py", "test_problem_self_checks.py", "test_property_self_checks.py",
+              "test_bad_input.py", "test_isolation.py"}
 
 
 def pytest_ignore_collect(collection_path, config):
     return collection_path.name in SELF_TESTS and bool(config.getoption("optimizer"))
 
 
+def _step_timeout(config) -> float:
+    raw = config.getoption("step_timeout")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise pytest.UsageError(f"--step-timeout {raw!r} is not a number of seconds; give a number >= 0 "
+                                "(0 disables the timeout)")
+    return seconds
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "applies_to(*rules): the test checks a property of these rules only")
+    adapters.STEP_TIMEOUT = _step_timeout(config)
     config.subjects = _subjects(config)
 
 
@@ -88,6 +110,8 @@ def pytest_report_header(config):
             f"implementation: {s.id}  rule: {s.rule.name} ({s.rule.source})  device: {s.device}",
             f"hyperparameters varied: {', '.join(s.varied()) or 'none'}",
             f"held at the rule's defaults: {', '.join(f'{k}={v!r}' for k, v in s.held().items()) or 'none'}",
+            *([f"refused by the constructor (held at the default, the rest tested): "
+               + "; ".join(f"{k} ({e})" for k, e in s.caps.rejected.items())] if s.caps.rejected else []),
             "API: " + ", ".join(f"{f}={'yes' if getattr(s.caps, f) else 'no'}"
                                 for f in ("param_groups", "state_dict", "closure", "zero_grad", "add_param_group")),
         ]
@@ -97,6 +121,14 @@ def pytest_report_header(config):
     from properties.test_trajectory import DTYPES
     lines.append(f"dtypes: {', '.join(str(d).replace('torch.', '') for d in DTYPES)}")
     return lines
+
+
+@pytest.fixture(autouse=True)
+def _isolated():
+    """torch's default dtype, threads, deterministic flag, grad mode and the RNGs are restored after every test,
+    whatever the implementation under test changed."""
+    with isolated():
+        yield
 
 
 def pytest_generate_tests(metafunc):

@@ -7,21 +7,26 @@ rates changed by a scheduler, ``add_param_group``), ``state_dict``/``load_state_
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import math
+import signal
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from reference.declarations import Rule
+from reference.declarations import Flag, Pair, Rule
 from reference.trajectory import Case
 
 
 @dataclass(frozen=True)
 class Capabilities:
     accepted: frozenset[str]          # the rule's hyperparameters the constructor accepts
+    rejected: dict                    # name -> the error of those its signature names but it refuses to take
     param_groups: bool
     add_param_group: bool
     state_dict: bool
@@ -46,6 +51,12 @@ class Subject:
     fixed: dict = field(default_factory=dict)   # constructor arguments always passed (foreach=True, ...)
     device: str = "cpu"
 
+    def __repr__(self) -> str:
+        return f"Subject({self.id}, rule {self.rule.name})"
+
+    def _repr_pretty_(self, printer, cycle) -> None:   # Hypothesis prints falsifying examples with this
+        printer.text(repr(self))
+
     @functools.cached_property
     def caps(self) -> Capabilities:
         return probe(self)
@@ -61,6 +72,48 @@ class NotAnOptimizer(TypeError):
     """The SPEC resolved, but what it names cannot be used as an optimizer; the message is one line."""
 
 
+class ImplementationError(Exception):
+    """The implementation under test raised, or did not return in time, while the suite drove it: its failure,
+    not the suite's. The implementation's own exception is chained (``raise ... from``) with its traceback."""
+
+
+#: seconds one call into the implementation (a constructor, a step) may take; conftest sets it from --step-timeout
+STEP_TIMEOUT = 60.0
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float):
+    """Raise TimeoutError in the calling (main) thread after ``seconds``; a no-op where SIGALRM is unavailable."""
+    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TimeoutError(f"did not return within {seconds:g} s (--step-timeout)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def call(subject: "Subject", what: str, fn: Callable, *args, **kwargs):
+    """``fn(*args, **kwargs)``, a call into the implementation described by ``what``: an exception it raises, or
+    running past ``STEP_TIMEOUT``, becomes an ImplementationError that says so."""
+    __tracebackhide__ = True
+    try:
+        with _deadline(STEP_TIMEOUT):
+            return fn(*args, **kwargs)
+    except ImplementationError:
+        raise
+    except Exception as e:
+        raise ImplementationError(f"{subject.id}: {what} raised {type(e).__name__}: {e} — a failure of the "
+                                  "implementation under test (its traceback is above)") from e
+
+
 def accepted_hyperparameters(factory: Callable, rule: Rule) -> frozenset[str]:
     try:
         sig = inspect.signature(factory)
@@ -73,8 +126,55 @@ def accepted_hyperparameters(factory: Callable, rule: Rule) -> frozenset[str]:
     return frozenset(n for n in rule.names if n in names)
 
 
+def typical(domain):
+    """A valid value inside the searched range and away from its edges: the middle (geometric, for log ranges)."""
+    if isinstance(domain, Flag):
+        return True
+    if isinstance(domain, Pair):
+        return typical(domain.first), typical(domain.second)
+    lo, hi = domain.search or (domain.lo, domain.hi)
+    return float(10 ** ((math.log10(lo) + math.log10(hi)) / 2)) if domain.log else (lo + hi) / 2
+
+
+def _construction_error(subject: Subject, kwargs: dict) -> str | None:
+    p = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64, device=subject.device))
+    try:
+        subject.factory([p], **kwargs, **subject.fixed)
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def rejected_hyperparameters(subject: Subject, accepted: frozenset[str]) -> dict[str, str]:
+    """The hyperparameters the constructor's signature names but that it refuses: constructing it with that one
+    dropped succeeds where the defaults fail, or it raises for a typical non-default value of it."""
+    rule = subject.rule
+    defaults = {n: v for n, v in rule.defaults().items() if n in accepted}
+    rejected = {}
+    if (err := _construction_error(subject, defaults)) is not None:
+        for name in sorted(accepted):
+            if _construction_error(subject, {k: v for k, v in defaults.items() if k != name}) is None:
+                rejected[name] = err
+        defaults = {k: v for k, v in defaults.items() if k not in rejected}
+        if _construction_error(subject, defaults) is not None:
+            return rejected   # the constructor fails whatever is dropped: probe() reports it
+    for h in rule.hypers:
+        if h.name not in defaults or h.name in rejected:
+            continue
+        hp = {**rule.defaults(), h.name: typical(h.domain)}
+        for c in rule.constraints:
+            if not c.holds(hp):
+                hp = c.repair(hp)
+        kwargs = {k: v for k, v in hp.items() if k in defaults}
+        if (err := _construction_error(subject, kwargs)) is not None:
+            rejected[h.name] = f"{h.name}={hp[h.name]!r}: {err}"
+    return rejected
+
+
 def probe(subject: Subject) -> Capabilities:
-    accepted = accepted_hyperparameters(subject.factory, subject.rule)
+    signature = accepted_hyperparameters(subject.factory, subject.rule)
+    rejected = rejected_hyperparameters(subject, signature)
+    accepted = signature - rejected.keys()
     p = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64, device=subject.device))
     kwargs = {**{n: v for n, v in subject.rule.defaults().items() if n in accepted}, **subject.fixed}
     try:
@@ -93,6 +193,7 @@ def probe(subject: Subject) -> Capabilities:
         step_params = ["closure"]
     return Capabilities(
         accepted=accepted,
+        rejected=rejected,
         param_groups=has_groups,
         add_param_group=has_groups and callable(getattr(opt, "add_param_group", None)),
         state_dict=callable(getattr(opt, "state_dict", None)) and callable(getattr(opt, "load_state_dict", None)),
@@ -115,9 +216,18 @@ def construct(subject: Subject, case: Case, params: list[torch.Tensor]) -> Any:
 
     kwargs = {**own(case.groups[0].hp), **subject.fixed}
     if not subject.caps.param_groups:
-        return subject.factory(list(params), **kwargs)
+        return call(subject, f"the constructor, given {kwargs}", subject.factory, list(params), **kwargs)
     groups = [{"params": [params[i] for i in g.indices], **({} if g.inherits else own(g.hp))} for g in case.groups]
-    return subject.factory(groups, **kwargs)
+    return call(subject, f"the constructor, given {kwargs} and groups {[{k: v for k, v in g.items() if k != 'params'} for g in groups]}",
+                subject.factory, groups, **kwargs)
+
+
+def step(subject: Subject, opt: Any, t: int, closure: Callable | None = None) -> Any:
+    """``opt.step()`` (or ``opt.step(closure)``) at step ``t``, as a call into the implementation."""
+    __tracebackhide__ = True
+    if closure is None:
+        return call(subject, f"step() at step {t}", opt.step)
+    return call(subject, f"step(closure) at step {t}", opt.step, closure)
 
 
 def set_grads(case: Case, params: list[torch.Tensor], step: int) -> None:
@@ -140,9 +250,9 @@ def implementation_trajectory(subject: Subject, case: Case) -> list[list[np.ndar
     params = make_params(case, subject.device)
     opt = construct(subject, case, params)
     out = []
-    for step in range(case.steps):
-        set_lrs(subject, case, opt, step)
-        set_grads(case, params, step)
-        opt.step()
+    for t in range(case.steps):
+        set_lrs(subject, case, opt, t)
+        set_grads(case, params, t)
+        step(subject, opt, t)
         out.append(snapshot(params))
     return out

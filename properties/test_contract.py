@@ -17,7 +17,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from optimizers.known_deviations import applicable
-from optimizers.adapters import construct, make_params, set_grads, set_lrs, snapshot
+from optimizers.adapters import construct, make_params, set_grads, set_lrs, snapshot, step
 from properties.assertions import NonConformance
 from properties.strategies import cases
 from properties.test_trajectory import check_trajectory, under_known_deviations
@@ -36,7 +36,7 @@ def _run(subject, case, opt, params, steps):
     for t in steps:
         set_lrs(subject, case, opt, t)
         set_grads(case, params, t)
-        opt.step()
+        step(subject, opt, t)
 
 
 def check_state_dict_round_trip(subject, case) -> None:
@@ -76,7 +76,7 @@ def check_step_leaves_grads_and_params_intact(subject, case) -> None:
         set_grads(case, params, t)
         grads = [p.grad for p in params]
         copies = [None if g is None else g.detach().clone() for g in grads]
-        opt.step()
+        step(subject, opt, t)
         for i, (p, g, c) in enumerate(zip(params, grads, copies)):
             if p.grad is not g or (c is not None and not torch.equal(p.grad, c)):
                 raise NonConformance(f"{subject.id}: step {t} wrote into parameter {i}'s .grad "
@@ -139,7 +139,7 @@ def _check_closure(subject, case):
             return loss
 
         set_lrs(subject, case, opt, t)
-        got = opt.step(closure)
+        got = step(subject, opt, t, closure)
         assert len(calls) == 1, f"{subject.id}: step(closure) called the closure {len(calls)} times, should be once"
         assert got is loss, f"{subject.id}: step(closure) returned {got!r}, should return the closure's loss {loss!r}"
         _run(subject, case, plain_opt, plain, [t])

@@ -128,6 +128,12 @@ class Rule:
     buffers: Callable[[dict], tuple[str, ...]] = field(default=lambda hp: ())
     elementwise: bool = True
 
+    def __repr__(self) -> str:
+        return f"Rule({self.name})"
+
+    def _repr_pretty_(self, printer, cycle) -> None:   # Hypothesis prints falsifying examples with this
+        printer.text(repr(self))
+
     @property
     def formula(self) -> str:
         return (self.update.__doc__ or "").strip()

@@ -44,6 +44,9 @@ class Case:
         return (f"Case({self.rule.name}, {str(self.dtype).replace('torch.', '')}, {self.steps} steps, shapes "
                 f"{[tuple(p.shape) for p in self.params]}, groups {groups})")
 
+    def _repr_pretty_(self, printer, cycle) -> None:   # Hypothesis prints falsifying examples with this
+        printer.text(repr(self))
+
     @property
     def steps(self) -> int:
         return len(self.grads)

@@ -1,0 +1,81 @@
+"""Bad input never produces a traceback from the suite: every mistake a user (or their implementation) can make
+ends in one line that says what is wrong and what would be right, with the right exit code — 4 (usage error)
+for the command line, 1 (a failing test, the implementation's fault, its traceback shown) for misbehaviour.
+
+``BAD_INPUT`` is the table: the arguments, the exit code, and what the output must say. Each row runs the suite
+in-process on one small test (``pytester``), so the table costs seconds, not a torch import per row.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAJECTORY = "properties/test_trajectory.py::test_trajectory_matches_reference_rule"
+CONTRACT = "properties/test_contract.py::test_step_never_writes_grad_nor_replaces_parameters"
+MISBEHAVING = "optimizers.misbehaving"
+
+# (id, arguments, exit code, regular expression the output must match)
+BAD_INPUT = [
+    ("spec-does-not-import", ["--optimizer", "no_such_package.optim:Adam", "--rule", "adam"], 4,
+     r"no_such_package"),
+    ("spec-does-not-resolve", ["--optimizer", "torch.optim:Adamm", "--rule", "adam"], 4, r"Adamm"),
+    ("spec-file-missing", ["--optimizer", "missing/file.py:Adam", "--rule", "adam"], 4, r"missing/file\.py"),
+    ("not-an-optimizer", ["--optimizer", f"{MISBEHAVING}:NoStep", "--rule", "sgd"], 4, r"no step\(\) method"),
+    ("unknown-rule", ["--optimizer", "torch.optim:Adam", "--rule", "adamx"], 4, r"'adamx' is not a known rule.*adam"),
+    ("rule-without-optimizer", ["--rule", "adam"], 4, r"--rule adam needs --optimizer"),
+    ("optimizer-without-rule", ["--optimizer", "torch.optim:Adam"], 4, r"needs --rule RULE"),
+    ("unknown-device", ["--optimizer", "torch.optim:Adam", "--rule", "adam", "--device", "tpu"], 4,
+     r"--device 'tpu' is not supported; use one of: cpu, cuda"),
+    ("bad-step-timeout", ["--optimizer", "torch.optim:Adam", "--rule", "adam", "--step-timeout", "soon"], 4,
+     r"--step-timeout 'soon' is not a number"),
+    ("constructor-refuses-a-hyperparameter", ["--optimizer", f"{MISBEHAVING}:RefusesNesterov", "--rule", "sgd",
+                                              TRAJECTORY, "-k", "float64"], 0,
+     r"refused by the constructor .*nesterov \(TypeError: nesterov is not supported\)"),
+    ("step-raises", ["--optimizer", f"{MISBEHAVING}:RaisesInStep", "--rule", "sgd", TRAJECTORY, "-k", "float64"], 1,
+     r"step\(\) at step 1 raised RuntimeError: kernel launch failed — a failure of the implementation"),
+    ("nan-where-reference-finite", ["--optimizer", f"{MISBEHAVING}:NaNInStep", "--rule", "sgd", TRAJECTORY,
+                                    "-k", "float64"], 1, r"(?i)nan"),
+    ("step-hangs", ["--optimizer", f"{MISBEHAVING}:HangsInStep", "--rule", "sgd", "--step-timeout", "0.5",
+                    TRAJECTORY, "-k", "float64"], 1, r"step\(\) at step 0 raised TimeoutError: did not return "
+                                                     r"within 0.5 s \(--step-timeout\)"),
+    ("step-changes-dtype", ["--optimizer", f"{MISBEHAVING}:ChangesDtype", "--rule", "sgd", CONTRACT], 1,
+     r"dtype"),
+    ("step-replaces-parameter", ["--optimizer", f"{MISBEHAVING}:ReplacesParameter", "--rule", "sgd", CONTRACT], 1,
+     r"(?i)storage|in place|identity"),
+    ("step-writes-grad", ["--optimizer", f"{MISBEHAVING}:WritesGrad", "--rule", "sgd", CONTRACT], 1,
+     r"wrote into parameter \d's \.grad"),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _torch_imported():
+    """pytester restores ``sys.modules`` after each in-process run; torch registers native operators when its lazy
+    submodules are first imported and refuses to register them twice, so import them here, before any run."""
+    p = torch.nn.Parameter(torch.zeros(1))
+    p.grad = torch.zeros(1)
+    for cls in (torch.optim.SGD, torch.optim.Adam):
+        cls([p]).step()
+
+
+def run_suite(pytester, monkeypatch, args):
+    """Run the suite in-process from the project root, as a user would from the command line."""
+    monkeypatch.chdir(ROOT)
+    return pytester.runpytest_inprocess("-p", "no:warnings", *args)
+
+
+@pytest.mark.parametrize("args, code, says", [pytest.param(a, c, s, id=i) for i, a, c, s in BAD_INPUT])
+def test_bad_input_is_one_clear_line_with_the_right_exit_code(pytester, monkeypatch, args, code, says):
+    """The run ends with the table's exit code; its output says what the table says; a usage error is one line
+    with no traceback from the suite."""
+    result = run_suite(pytester, monkeypatch, args)
+    out = "\n".join(result.outlines + result.errlines)
+    assert result.ret == code, f"exit {result.ret}, should be {code}; output:\n{out[-3000:]}"
+    assert re.search(says, out), f"the output should match {says!r}; it is:\n{out[-3000:]}"
+    if code == 4:
+        errors = [line for line in result.errlines if line.strip()]
+        assert len(errors) == 1 and errors[0].startswith("ERROR: "), f"a usage error should be one line: {errors}"
+        assert "Traceback" not in out
