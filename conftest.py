@@ -123,6 +123,18 @@ def pytest_report_header(config):
     return lines
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under --optimizer, run only the tests that drive an implementation (those taking ``subject``); the tests of
+    the references and of torch's own LBFGS and schedulers, which cannot judge it, run without --optimizer."""
+    if not config.getoption("optimizer"):
+        return
+    own = [item for item in items if "subject" not in getattr(item, "fixturenames", ())
+           and "implementation" not in getattr(item, "fixturenames", ())]
+    if own:
+        config.hook.pytest_deselected(items=own)
+        items[:] = [item for item in items if item not in own]
+
+
 @pytest.fixture(autouse=True)
 def _isolated():
     """torch's default dtype, threads, deterministic flag, grad mode and the RNGs are restored after every test,
