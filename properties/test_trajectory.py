@@ -2,19 +2,21 @@
 after every step, within the tolerance model of ``properties/tolerances.py``."""
 from __future__ import annotations
 
+import contextlib
+import math
+
+import numpy as np
 import pytest
 import torch
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from optimizers.adapters import implementation_trajectory
-import contextlib
-
-from optimizers.known_deviations import applicable
+from optimizers.known_deviations import applicable, avoiding
 from properties.assertions import assert_trajectory_conforms
-from properties.strategies import cases
+from properties.strategies import cases, hyperparameters, magnitude_range, representable
 from properties.tolerances import judgeable, tolerances
-from reference.trajectory import reference_trajectory
+from reference.trajectory import Case, Group, reference_trajectory
 
 # bfloat16/float16 run through the same model (the reference is also evaluated in the dtype itself) but are not
 # yet calibrated: they are left out until their tolerance has been validated.
@@ -52,3 +54,41 @@ def test_trajectory_matches_reference_rule(subject, dtype, data):
     gradients spanning 1e-8..1e4 (with zeros and missing gradients), per-group hyperparameters and scheduled
     learning rates: every parameter after every step equals the reference rule's within tolerance."""
     check_trajectory(subject, data.draw(cases(subject, dtype), label="case"))
+
+
+LONG_STEPS = 10_000
+#: read at import, after conftest loaded the profile (inside a test, settings.default is the test's own)
+THOROUGH = settings.default.max_examples >= 1000
+
+
+@st.composite
+def long_cases(draw, subject, dtype):
+    """10⁴ steps on one small parameter (0-d or 2 elements), hyperparameters drawn as for any case, gradients of a
+    drawn magnitude that are random, constant, or alternating in sign: where Adam's bias corrections reach 1 and
+    Adagrad's accumulator grows without bound, and any error that compounds per step has 10⁴ steps to show."""
+    rule = subject.rule
+    hp = draw(hyperparameters(rule, subject.caps.accepted))
+    shape = draw(st.sampled_from([(), (2,)]))
+    lo, hi = magnitude_range(dtype)
+    scale = 10.0 ** draw(st.floats(math.log10(lo) + 2, math.log10(hi) - 2))
+    kind = draw(st.sampled_from(["random", "constant", "alternating"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    base = rng.normal(size=shape) * scale
+    grads = []
+    for t in range(LONG_STEPS):
+        g = rng.normal(size=shape) * scale if kind == "random" else base * (-1) ** t if kind == "alternating" else base
+        grads.append([representable(np.asarray(g), dtype)])
+    params = [representable(rng.normal(size=shape), dtype)]
+    lrs = [[hp["lr"]] if "lr" in hp else [None]] * LONG_STEPS
+    return avoiding(subject, Case(rule, [Group((0,), hp)], params, grads, lrs, dtype))
+
+
+@pytest.mark.skipif(not THOROUGH, reason="long runs (10⁴ steps, ~20 s an example) run in the thorough profile")
+@pytest.mark.parametrize("dtype", DTYPES, ids=[str(d).replace("torch.", "") for d in DTYPES])
+@settings(max_examples=3)
+@given(data=st.data())
+def test_long_trajectory_matches_reference_rule(subject, dtype, data):
+    """Over 10⁴ steps, every parameter after every step still equals the reference rule's within tolerance (the
+    tolerance model's per-step budget and measured sensitivity hold at the asymptotes). About 20 s an example on
+    two cores, so it runs in the thorough profile (``HYPOTHESIS_PROFILE=thorough``) and is skipped otherwise."""
+    check_trajectory(subject, data.draw(long_cases(subject, dtype), label="case"))
