@@ -24,7 +24,8 @@ Two terms, both computed from the case itself, never tuned:
    by ±4u·(|s_{t−1}| + |s_t|): the budget of a state update relative to its inputs (except exact zeros, which
    are assigned rather than computed, like Rprop's forgotten gradient, and which every implementation writes
    exactly). For the same reason every hyperparameter declared in [0, 1] (β, α, ρ, momentum: used as β or
-   through 1 − β) moves by ±u absolute, the others (γ, ε, λ) by ±u relative.
+   through 1 − β) moves by ±u absolute, the others (γ, ε, λ) by ±u relative — and becomes a 0-d tensor,
+   so that what the rule derives from it (1 − β, β^t, 1 − β^t) is rounded like every other result.
    Two correct implementations, or two samples, differ by amounts of the same order; ``SENSITIVITY_FACTOR`` = 8
    covers that spread.
 
@@ -121,14 +122,17 @@ def _mca_batch(case: Case, seed: int, batch: int | None):
             return tuple(noisy(name, x) for x in v)
         if isinstance(v, bool) or not isinstance(v, float) or v == 0.0:
             return v
-        return v + sign() * u * (1.0 if name in fractions else abs(v))
+        # A 0-d tensor, not a float: what the rule derives from it (1 − β, β^t, 1 − β^t) is then computed by torch
+        # operations and rounded like every other result. Python-float arithmetic would be exact here, and
+        # 1 − β₂^t, which rounding of β₂^t moves by u/(1 − β₂^t) relative, would escape the model.
+        return torch.tensor(v + sign() * u * (1.0 if name in fractions else abs(v)), dtype=torch.float64)
 
     def noisy_update(θ, g, state, **hp):
         θ, new = update(θ, g, state, **{k: noisy(k, v) for k, v in hp.items()})
         out = {}
         for k, v in new.items():
             if torch.is_tensor(v) and v.is_floating_point():
-                scale = torch.abs(v) + (torch.abs(state[k]) if k in state else 0.0)
+                scale = torch.abs(v) + (torch.abs(torch.as_tensor(state[k], dtype=torch.float64)) if k in state else 0.0)
                 # An exact zero is assigned, not computed (Rprop forgets the gradient after a sign change; a
                 # buffer starts at zero): every implementation writes it exactly, so it is not perturbed.
                 scale = torch.where(v == 0, 0.0, scale)
