@@ -47,7 +47,7 @@ import torch
 from hypothesis import assume, settings
 from hypothesis import strategies as st
 
-from optimizers.adapters import Subject
+from optimizers.adapters import Subject, call, step
 from optimizers.known_deviations import applicable, avoiding
 from optimizers.loading import reproducer_import
 from properties.assertions import NonConformance
@@ -626,9 +626,10 @@ class SubjectRunner:
     def construct(self, params, hp: dict, layout: Layout, ctor_hp: dict | None):
         kwargs = {**self.own(ctor_hp if ctor_hp is not None else hp), **self.subject.fixed}
         if layout.groups is None:
-            return self.subject.factory(list(params), **kwargs)
+            return call(self.subject, f"the constructor, given {kwargs}", self.subject.factory, list(params), **kwargs)
         groups = [{"params": [params[i] for i in g], **self.own(hp)} for g in layout.groups]
-        return self.subject.factory(groups, **kwargs)
+        return call(self.subject, f"the constructor, given {kwargs} and {len(groups)} groups", self.subject.factory,
+                    groups, **kwargs)
 
     def run(self, hp, x0, grad, steps, lrs=None, layout=None, ctor_hp=None) -> Run:
         layout = layout or Layout.flat(x0.shape[0])
@@ -647,7 +648,7 @@ class SubjectRunner:
             if lrs is not None and self.param_groups and self.accepts("lr"):
                 for group in opt.param_groups:
                     group["lr"] = lr
-            opt.step()
+            step(self.subject, opt, t)
             grads.append(g.copy())
             used.append(lr)
             xs.append(layout.gather([p.detach().cpu().numpy() for p in params]))
