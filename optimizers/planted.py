@@ -1350,7 +1350,8 @@ class SGDExplicit(_SGDFamily):
 
 
 class RMSpropAddcmul(_RMSpropFamily):
-    """RMSprop with torch.addcmul/addcdiv/lerp, out of place, the momentum buffer written back through state."""
+    """RMSprop with torch.addcmul/addcdiv/lerp, out of place, the momentum buffer written back through state; the
+    centered variance clamped at 0."""
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -1369,7 +1370,9 @@ class RMSpropAddcmul(_RMSpropFamily):
                 if group["centered"]:
                     ga = torch.lerp(state.get("grad_avg", torch.zeros_like(p)), g, 1 - alpha)
                     state["grad_avg"] = ga
-                    v = torch.addcmul(v, ga, ga, value=-1.0)
+                    # ṽ = v − ḡ² is a variance (≥ 0 in exact arithmetic); clamp the rounding residue, as the rule's
+                    # ṽ requires and torch does not (see optimizers/known_deviations.py)
+                    v = torch.addcmul(v, ga, ga, value=-1.0).clamp(min=0.0)
                 denom = torch.sqrt(v) + eps
                 if mu > 0:
                     buf = torch.addcdiv(mu * state.get("momentum_buffer", torch.zeros_like(p)), g, denom)
