@@ -161,10 +161,7 @@ def rejected_hyperparameters(subject: Subject, accepted: frozenset[str]) -> dict
     for h in rule.hypers:
         if h.name not in defaults or h.name in rejected:
             continue
-        hp = {**rule.defaults(), h.name: typical(h.domain)}
-        for c in rule.constraints:
-            if not c.holds(hp):
-                hp = c.repair(hp)
+        hp = rule.repair({**rule.defaults(), h.name: typical(h.domain)})
         kwargs = {k: v for k, v in hp.items() if k in defaults}
         if (err := _construction_error(subject, kwargs)) is not None:
             rejected[h.name] = f"{h.name}={hp[h.name]!r}: {err}"

@@ -46,10 +46,7 @@ def value(domain) -> st.SearchStrategy:
 @st.composite
 def hyperparameters(draw, rule: Rule, accepted: frozenset[str]) -> dict:
     """A valid hyperparameter dict: accepted ones drawn, the rest held at the rule's defaults."""
-    hp = {h.name: draw(value(h.domain)) if h.name in accepted else h.default for h in rule.hypers}
-    for c in rule.constraints:
-        if not c.holds(hp):
-            hp = c.repair(hp)
+    hp = rule.repair({h.name: draw(value(h.domain)) if h.name in accepted else h.default for h in rule.hypers})
     return hp
 
 

@@ -35,6 +35,7 @@ import numpy as np
 import pytest
 import torch
 
+from optimizers import adapters
 from properties.tolerances import MCA_SAMPLES, SENSITIVITY_FACTOR, RoundingNoise, unit_roundoff
 from reference import problems
 from reference.newton import newton, newton_step
@@ -132,7 +133,7 @@ def subject_runner(subject) -> Callable:
     def gd(problem, steps, dtype=torch.float64, lrs=None, **hp):
         kwargs = _need(subject, hp, param_groups=lrs is not None)
         p = torch.nn.Parameter(problem.x0.to(dtype).clone().to(subject.device))
-        opt = subject.factory([p], **kwargs)
+        opt = adapters.call(subject, f"the constructor, given {kwargs}", subject.factory, [p], **kwargs)
         xs, losses = [p.detach().cpu().double().numpy().copy()], []
         for t in range(steps):
             if lrs is not None:
@@ -141,7 +142,7 @@ def subject_runner(subject) -> Callable:
             with torch.no_grad():
                 losses.append(float(problem.f(p.detach().cpu())))
                 p.grad = problem.grad(p.detach().cpu()).to(subject.device)
-            opt.step()
+            adapters.step(subject, opt, t)
             xs.append(p.detach().cpu().double().numpy().copy())
         return xs, np.array(losses)
     return gd
@@ -378,9 +379,9 @@ def check_003_article_loop(subject) -> None:
     x, y = problems.regression_data()
     weight = torch.nn.Parameter(torch.full((1, 1), 6.0, device=subject.device))
     bias = torch.nn.Parameter(torch.full((1,), -3.0, device=subject.device))
-    opt = subject.factory([weight, bias], **kwargs)
+    opt = adapters.call(subject, f"the constructor, given {kwargs}", subject.factory, [weight, bias], **kwargs)
     losses = []
-    for _ in range(EPOCHS):
+    for epoch in range(EPOCHS):
         inputs = torch.from_numpy(x).to(subject.device).requires_grad_().reshape(-1, 1)
         labels = torch.from_numpy(y).to(subject.device).reshape(-1, 1)
         if subject.caps.zero_grad:
@@ -389,7 +390,7 @@ def check_003_article_loop(subject) -> None:
             weight.grad = bias.grad = None
         loss = torch.nn.functional.mse_loss(torch.nn.functional.linear(inputs, weight, bias), labels)
         loss.backward()
-        opt.step()
+        adapters.step(subject, opt, epoch)
         losses.append(loss.item())
     _assert_regression_losses(f"003 MSE regression, {subject.id} in the article's loop", losses)
 

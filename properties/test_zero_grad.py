@@ -22,6 +22,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from optimizers import adapters
 from properties.assertions import NonConformance
 from reference import problems
 
@@ -52,7 +53,8 @@ def check_zero_grad_and_accumulation(subject, problem, x0: torch.Tensor, cut: in
     zero_grad) or the running sum of all of them (without). Raises NonConformance."""
     __tracebackhide__ = True
     params = _split(x0, cut)
-    opt = subject.factory([p for p in params], **_constructor_args(subject))
+    kwargs = _constructor_args(subject)
+    opt = adapters.call(subject, f"the constructor, given {kwargs}", subject.factory, list(params), **kwargs)
     running = [None] * len(params)
     for t in range(steps):
         if zero_grad:
@@ -72,7 +74,7 @@ def check_zero_grad_and_accumulation(subject, problem, x0: torch.Tensor, cut: in
                        if zero_grad else
                        "the sum of the gradients of all backward() calls so far: without zero_grad(), gradients "
                        "accumulate, and step() must not clear or change .grad"))
-        opt.step()
+        adapters.step(subject, opt, t)
         if not all(torch.isfinite(p).all() for p in params):
             return  # the rule diverged on this problem: nothing more to compare
 

@@ -151,6 +151,13 @@ class Rule:
     def defaults(self) -> dict:
         return {h.name: h.default for h in self.hypers}
 
+    def repair(self, hp: dict) -> dict:
+        """``hp`` with every violated constraint repaired, in declaration order."""
+        for c in self.constraints:
+            if not c.holds(hp):
+                hp = c.repair(hp)
+        return hp
+
     def valid(self, hp: dict) -> bool:
         return all(self.hyper(k).domain.contains(v) for k, v in hp.items()) and all(
             c.holds({**self.defaults(), **hp}) for c in self.constraints
