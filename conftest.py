@@ -30,7 +30,7 @@ settings.register_profile("thorough", max_examples=2000, deadline=None, suppress
                           print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
-pytest_plugins = ("pytester",)
+pytest_plugins = ("pytester", "properties.report")
 
 DEVICES = ("cpu", "cuda")
 
@@ -74,7 +74,7 @@ def _subjects(config) -> list[Subject]:
 
 # The suite's tests of itself: they judge the suite, not the implementation named by --optimizer.
 SELF_TESTS = {"test_planted_bugs.py", "test_problem_self_checks.py", "test_property_self_checks.py",
-              "test_bad_input.py", "test_isolation.py"}
+              "test_bad_input.py", "test_isolation.py", "test_report.py"}
 
 
 def pytest_ignore_collect(collection_path, config):

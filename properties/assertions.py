@@ -11,7 +11,12 @@ from reference.trajectory import Case
 
 
 class NonConformance(AssertionError):
-    """The implementation left the rule; the message is the whole explanation."""
+    """The implementation left the rule; the message is the whole explanation. ``details`` holds the same facts as
+    data (step, parameter, expected, actual, error, tolerance, hyperparameters, reproducer) for the JSON report."""
+
+    def __init__(self, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.details = details or {}
 
 
 def _fmt(x: float) -> str:
@@ -20,6 +25,10 @@ def _fmt(x: float) -> str:
 
 def _hp(hp: dict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in hp.items())
+
+
+def _jsonable(v):
+    return list(v) if isinstance(v, tuple) else v
 
 
 def _lit(a) -> str:
@@ -84,6 +93,12 @@ def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, t
             k = case.group_of(i)
             hp = case.hp_at(i, t)
             held = subject.held()
+            script = reproducer(subject, case, t, i, index, float(e[index]), float(tl[index]))
+            details = {"kind": "trajectory", "step": t, "steps": case.steps, "parameter": i, "element": list(index),
+                       "dtype": str(case.dtype).replace("torch.", ""), "expected": float(e[index]),
+                       "actual": float(a[index]), "error": float(err[index]), "tolerance": float(tl[index]),
+                       "max_error": float(np.nanmax(np.where(np.isnan(err), np.inf, err))),
+                       "hyperparameters": {k: _jsonable(v) for k, v in hp.items()}, "reproducer": script}
             raise NonConformance("\n".join([
                 f"{subject.id} does not conform to rule {case.rule.name!r} ({case.rule.source}).",
                 f"  step {t} of {case.steps} (0-based), parameter {i} (shape {tuple(e.shape)}, group {k}), "
@@ -98,7 +113,7 @@ def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, t
                 f"  rule: {case.rule.formula.splitlines()[0]}",
                 "Reproduce without the suite:",
                 "-" * 72,
-                reproducer(subject, case, t, i, index, float(e[index]), float(tl[index])),
+                script,
                 "-" * 72,
-            ]))
+            ]), details)
 

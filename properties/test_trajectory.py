@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from optimizers.adapters import implementation_trajectory
 from optimizers.known_deviations import applicable, avoiding
+from properties import report
 from properties.assertions import assert_trajectory_conforms
 from properties.strategies import cases, hyperparameters, magnitude_range, representable
 from properties.tolerances import judgeable, tolerances
@@ -42,6 +43,7 @@ def check_trajectory(subject, case, known_deviations: bool = True) -> None:
     tol = tolerances(case, expected)
     if known_deviations:
         assume(judgeable(case, expected, tol))
+    report.exercised(subject, case)
     with under_known_deviations(subject, case) if known_deviations else contextlib.nullcontext():
         actual = implementation_trajectory(subject, case)
     assert_trajectory_conforms(subject, case, actual, expected, tol)

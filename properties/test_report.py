@@ -1,0 +1,52 @@
+"""The conformance report states what the run did: per implementation, its verdict, the tests and examples, the
+hyperparameters and features the judged cases exercised, and every failure's facts — in the terminal and, with
+``--conformance-json``, as JSON. Run in-process on a few tests (``pytester``), as in ``test_bad_input.py``."""
+from __future__ import annotations
+
+import json
+
+from properties.test_bad_input import TRAJECTORY, _torch_imported, run_suite  # noqa: F401 (autouse fixture)
+from reference.registry import RULES
+
+
+def test_report_of_a_conforming_implementation_lists_what_was_exercised(pytester, monkeypatch, tmp_path):
+    """A conforming run: verdict 'conforms', its passed tests and judged examples counted, every hyperparameter the
+    constructor accepts seen away from its default within its declared domain, and the features exercised."""
+    out = tmp_path / "report.json"
+    result = run_suite(pytester, monkeypatch, ["--optimizer", "torch.optim:SGD", "--rule", "sgd", TRAJECTORY,
+                                               f"--conformance-json={out}"])
+    assert result.ret == 0
+    text = "\n".join(result.outlines)
+    assert "conformance report" in text and "torch.optim:SGD — rule sgd: CONFORMS" in text
+    (imp,) = json.loads(out.read_text())["implementations"]
+    assert imp["verdict"] == "conforms" and imp["rule"] == "sgd"
+    assert imp["tests"]["passed"] == 2 and imp["tests"]["failed"] == 0
+    assert imp["examples"]["judged"] >= imp["judged trajectory cases"] > 0
+    rule = RULES["sgd"]
+    assert set(imp["varied"]) == set(rule.names)
+    for h in rule.hypers:
+        entry = imp["hyperparameters"][h.name]
+        assert entry["judged cases away from the default"] > 0, h.name
+        if "range" in entry:
+            lo, hi = entry["range"]
+            assert h.domain.contains(lo) and h.domain.contains(hi), (h.name, lo, hi)
+    assert imp["features"]["dtype float64"] + imp["features"]["dtype float32"] == imp["judged trajectory cases"]
+
+
+def test_report_of_a_failing_implementation_carries_the_failure_facts(pytester, monkeypatch, tmp_path):
+    """A run that finds a deviation: verdict 'does not conform', and the failure as data — step, expected, actual,
+    error above tolerance, the hyperparameters and a reproducer script — as well as the message."""
+    out = tmp_path / "report.json"
+    result = run_suite(pytester, monkeypatch, ["--optimizer", "optimizers.planted:AdamBiasCorrectionOffByOne",
+                                               "--rule", "adam", TRAJECTORY, "-k", "float64",
+                                               f"--conformance-json={out}"])
+    assert result.ret == 1
+    assert "DOES NOT CONFORM" in "\n".join(result.outlines)
+    (imp,) = json.loads(out.read_text())["implementations"]
+    assert imp["verdict"] == "does not conform" and imp["tests"]["failed"] == 1
+    (f,) = imp["failures"]
+    assert f["kind"] == "trajectory" and f["error"] > f["tolerance"] >= 0
+    assert abs(f["actual"] - f["expected"]) == f["error"]
+    assert set(f["hyperparameters"]) <= set(RULES["adam"].names)
+    assert "does not conform to rule 'adam'" in f["message"] and "Reproduce without the suite" in f["message"]
+    assert f["reproducer"] in f["message"] and "Impl" in f["reproducer"]
