@@ -28,7 +28,7 @@ TOLERANCE_STEPS = 6          # runs judged with the Monte Carlo tolerance are ke
 
 
 # ---- weight decay --------------------------------------------------------------------------------------------------
-COUPLED_DECAY = tuple(r.name for r in RULES.values() if "weight_decay" in r.names and r.name != "adamw")
+COUPLED_DECAY = tuple(r.name for r in RULES.values() if "weight_decay" in r.names and r.name not in ("adamw", "sgdw"))
 
 
 def check_weight_decay_is_l2_gradient(runner: Runner, problem, hp: dict, steps: int, lrs=None) -> None:

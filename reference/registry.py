@@ -1,12 +1,13 @@
 """Every rule the suite knows, by name: one per torch.optim class (its name in lower case) and the documents'
-textbook forms."""
+textbook forms, and the variants of those rules that other libraries follow (``reference/variants.py``)."""
 from __future__ import annotations
 
 from reference.declarations import Rule
 from reference.rules import TORCH_RULES
 from reference.textbook import TEXTBOOK_RULES
+from reference.variants import VARIANT_RULES
 
-RULES: dict[str, Rule] = {r.name: r for r in TORCH_RULES + TEXTBOOK_RULES}
+RULES: dict[str, Rule] = {r.name: r for r in TORCH_RULES + TEXTBOOK_RULES + VARIANT_RULES}
 
 
 def get_rule(name: str) -> Rule:

@@ -1,0 +1,424 @@
+"""The conformance matrix: the suite run against every class of the optimizer ecosystem that claims a rule it knows
+(``optimizers/ecosystem.py``), written as a Markdown table and JSON.
+
+    python -m optimizers.matrix [--jobs 2] [--only TEXT ...] [--out optimizers/results]
+
+Each row is one pytest run in a subprocess (``--optimizer SPEC --rule RULE --conformance-json``; torch's classes run
+as the suite's built-in subjects, one code path each), under a per-run time limit, with a fixed Hypothesis seed and
+an empty example database, so that the table is regenerated as committed. The verdict is read from the run's JSON:
+
+* ``conforms`` — every test passed;
+* ``differs by convention`` — it does not conform to the rule, and conforms in its updates to a variant of it that
+  changes one named convention (``reference/variants.py``); the variant is named;
+* ``differs (updates)`` — the parameters leave the rule (or a property of it fails), and no variant explains it;
+* ``differs (side effects)`` — the updates conform, but a contract check fails (writes into .grad, state lost in a
+  state_dict round trip, a replaced parameter, closure, zero_grad);
+* ``differs (validation)`` — only the check that out-of-domain hyperparameters are rejected fails;
+* ``differs (known deviation)`` — torch's rows: the rest conforms, and torch's known deviations
+  (``optimizers/known_deviations.py``) concern this class and path;
+* ``crashes`` — the class raised while the suite drove it, or could not be constructed.
+
+Every difference carries the suite's shrunk counterexample with its error and tolerance; its reproducer is rewritten
+to need only the library (``ecosystem.standalone_import``) and run in a directory outside the repository, and the
+row records whether it reproduces there.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+from optimizers import ecosystem
+from optimizers.ecosystem import ENTRIES, Entry, LIBRARIES
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "optimizers", "results")
+COMMAND = "python -m optimizers.matrix"
+
+#: a finding's category, by the test that failed (the rest: the rule's properties, i.e. updates)
+SIDE_EFFECT_TESTS = ("test_step_never_writes_grad", "test_state_dict_round_trip", "test_step_with_closure",
+                     "test_zero_grad_leaves")
+VALIDATION_TESTS = ("test_rejects_hyperparameters_outside",)
+UPDATE_LEVEL = ("crash", "updates")
+ORDER = ["crashes", "differs (updates)", "differs by convention", "differs (known deviation)",
+         "differs (side effects)", "differs (validation)", "conforms", "not run"]
+
+
+# ---- running the suite ----------------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    rule: str
+    rc: int | None
+    seconds: float
+    report: dict | None
+    output: str
+
+
+def pytest_command(entry: Entry, rule: str, json_path: str, seed: int) -> list[str]:
+    common = ["-q", "-p", "no:warnings", "-p", "no:cacheprovider", "--conformance-json", json_path,
+              f"--hypothesis-seed={seed}", "--step-timeout", "300"]
+    if entry.library == "torch":
+        # the built-in subject: torch's known deviations are avoided or worked around, and listed separately
+        return [sys.executable, "-m", "pytest", "properties", "-k", entry.name, *common]
+    return [sys.executable, "-m", "pytest", "--optimizer", entry.spec, "--rule", rule, *common]
+
+
+def run_suite(entry: Entry, rule: str, seed: int, timeout: float, profile: str) -> Run:
+    with tempfile.TemporaryDirectory(prefix="matrix-") as tmp:
+        path = os.path.join(tmp, "report.json")
+        env = {k: v for k, v in os.environ.items() if k != "CI"}
+        # a fresh example database: no failure saved by an earlier run is replayed, so runs are comparable
+        env.update(HYPOTHESIS_PROFILE=profile, HYPOTHESIS_STORAGE_DIRECTORY=os.path.join(tmp, "hypothesis"))
+        start = time.monotonic()
+        try:
+            proc = subprocess.run(pytest_command(entry, rule, path, seed), cwd=ROOT, env=env, capture_output=True,
+                                  text=True, timeout=timeout)
+            rc, output = proc.returncode, proc.stdout + proc.stderr
+        except subprocess.TimeoutExpired as e:
+            rc, output = None, f"did not finish within {timeout:g} s (--timeout)\n" + (
+                e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or ""))
+        seconds = time.monotonic() - start
+        report = None
+        if os.path.exists(path):
+            with open(path) as f:
+                report = json.load(f)
+    return Run(rule, rc, seconds, report, output)
+
+
+# ---- classifying a run ----------------------------------------------------------------------------------------------
+def category(failure: dict) -> str:
+    test = failure["test"].split("::")[-1]
+    if failure.get("kind") == "implementation error":
+        return "crash"
+    if test.startswith(VALIDATION_TESTS):
+        return "validation"
+    if test.startswith(SIDE_EFFECT_TESTS) and failure.get("kind") != "trajectory":
+        return "side effects"
+    return "updates"
+
+
+def findings(report: dict | None, rc: int | None, output: str) -> list[dict]:
+    """The run's failures as findings: category, test, what (the message's first line), error and tolerance of the
+    shrunk counterexample, its reproducer. A run that produced no report is one 'crash' finding."""
+    if report is None or not report.get("implementations"):
+        lines = [ln for ln in output.strip().splitlines() if ln.strip()]
+        what = next((ln for ln in lines if ln.startswith(("ERROR:", "pytest: error", "usage error"))), None)
+        what = what or (lines[-1] if lines else f"pytest exited with {rc}")
+        return [{"category": "crash", "test": "(run)", "what": what.removeprefix("ERROR: ").strip(),
+                 "error": None, "tolerance": None, "reproducer": None}]
+    imp = report["implementations"][0]
+    out = []
+    for f in imp["failures"]:
+        message = (f.get("message") or "").strip()
+        what = message.splitlines()[0] if message else ""
+        if f.get("kind") == "trajectory" and f.get("expected") is not None:
+            what = (f"θ at step {f['step']} ({f['dtype']}): expected {f['expected']!r}, actual {f['actual']!r} "
+                    f"with {', '.join(f'{k}={v!r}' for k, v in (f.get('hyperparameters') or {}).items())}")
+        test = f["test"].split("::")[-1]
+        out.append({"category": category(f), "test": test.split("[")[0] + _dtype_suffix(test),
+                    "what": what, "error": f.get("error"),
+                    "max_error": f.get("max_error"), "tolerance": f.get("tolerance"),
+                    "reproducer": f.get("reproducer"), "message": message})
+    return out
+
+
+def _dtype_suffix(test: str) -> str:
+    param = test.partition("[")[2].rstrip("]")
+    return f"[{param.rsplit('-', 1)[1]}]" if param.endswith(("-float64", "-float32")) else ""
+
+
+def verdict(base: list[dict], known: list[dict], variant: str | None) -> str:
+    """The row's verdict from the base rule's findings, torch's known deviations, and the variant that explains the
+    update-level findings (if one does)."""
+    cats = {f["category"] for f in base}
+    if "crash" in cats:
+        return "crashes"
+    if "updates" in cats:
+        return "differs by convention" if variant else "differs (updates)"
+    if known:
+        return "differs (known deviation)"
+    if "side effects" in cats:
+        return "differs (side effects)"
+    if "validation" in cats:
+        return "differs (validation)"
+    return "conforms"
+
+
+def known_deviations(entry: Entry) -> list[dict]:
+    """torch's known deviations that concern this built-in subject, each shown on its own example with the
+    suite's message and reproducer (run here, in-process: a few milliseconds each)."""
+    if entry.library != "torch":
+        return []
+    from optimizers.builtins import torch_subjects
+    from optimizers.known_deviations import DEVIATIONS
+    from properties.assertions import NonConformance
+    from properties.test_known_deviations import CHECKS
+    subject = next(s for s in torch_subjects("cpu") if s.id == entry.name)
+    out = []
+    for d in DEVIATIONS:
+        if not d.concerns(subject):
+            continue
+        finding = {"category": "known deviation", "test": d.name, "what": d.reason, "link": d.link,
+                   "error": None, "tolerance": None, "reproducer": None}
+        try:
+            CHECKS[d.check](subject, d.example())
+        except NonConformance as e:
+            finding.update(message=str(e), error=e.details.get("error"), tolerance=e.details.get("tolerance"),
+                           max_error=e.details.get("max_error"), reproducer=e.details.get("reproducer"))
+        except Exception as e:   # the deviation raises (fused SGD's TypeError): the implementation's error
+            finding.update(message=f"{type(e).__name__}: {e}")
+        out.append(finding)
+    return out
+
+
+def standalone(entry: Entry, script: str | None) -> str | None:
+    """The reproducer with its import of the suite's factory replaced by code that needs only the library."""
+    if script is None or entry.mapping is None:
+        return script
+    from optimizers.loading import reproducer_import
+    return script.replace(reproducer_import(entry.spec), ecosystem.standalone_import(entry), 1)
+
+
+def reproduces(script: str, timeout: float = 300) -> str:
+    """Run ``script`` with Python in an empty directory outside the repository: 'yes' when it fails its assertion
+    (the difference shows without the suite), else what happened."""
+    with tempfile.TemporaryDirectory(prefix="repro-") as tmp:
+        path = os.path.join(tmp, "reproduce.py")
+        with open(path, "w") as f:
+            f.write(script + "\n")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        try:
+            proc = subprocess.run([sys.executable, path], cwd=tmp, env=env, capture_output=True, text=True,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return f"no: did not finish within {timeout:g} s"
+    last = (proc.stdout + proc.stderr).strip().splitlines()
+    if proc.returncode != 0 and last and last[-1].startswith("AssertionError"):
+        return "yes: " + (proc.stdout.strip().splitlines() or [""])[-1]
+    if proc.returncode == 0:
+        return "no: the assertion held outside the suite: " + (last[-1] if last else "")
+    return "no: " + (last[-1] if last else f"exit status {proc.returncode}")
+
+
+# ---- one row --------------------------------------------------------------------------------------------------------
+def library_version(library: str) -> str | None:
+    module = LIBRARIES[library]
+    if importlib.util.find_spec(module) is None:
+        return None
+    try:
+        return importlib.metadata.version(library)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def evaluate(entry: Entry, seed: int, timeout: float, profile: str, check_reproducers: bool = True) -> dict:
+    """Run ``entry`` against its rule, and against each of its variants while none conforms; classify."""
+    row = {"library": entry.library, "version": library_version(entry.library), "class": entry.cls,
+           "path": entry.path or "default", "rule": entry.rule,
+           "mapping": "built-in subject" if entry.mapping is None else entry.mapping.describe(),
+           "spec": entry.spec if entry.library != "torch" else entry.name, "claim": entry.claim, "note": entry.note}
+    if row["version"] is None:
+        return {**row, "verdict": "not run", "reason": f"{LIBRARIES[entry.library]} is not installed "
+                "(see requirements-matrix.txt)", "findings": [], "seconds": 0.0}
+    base = run_suite(entry, entry.rule, seed, timeout, profile)
+    found = findings(base.report, base.rc, base.output)
+    known = known_deviations(entry)
+    runs = [base]
+    conforming_variant = None
+    if any(f["category"] in UPDATE_LEVEL for f in found):
+        for variant in entry.variants:
+            run = run_suite(entry, variant, seed, timeout, profile)
+            runs.append(run)
+            vf = findings(run.report, run.rc, run.output)
+            if run.report is not None and not any(f["category"] in UPDATE_LEVEL for f in vf):
+                conforming_variant = variant
+                row["variant findings"] = _slim(entry, vf, check_reproducers)
+                break
+    imp = (base.report or {}).get("implementations") or [{}]
+    row.update(
+        verdict=verdict(found, known, conforming_variant), variant=conforming_variant,
+        tried_variants=[r.rule for r in runs[1:]], tests=imp[0].get("tests"), examples=imp[0].get("examples"),
+        varied=imp[0].get("varied"), held=imp[0].get("held"), refused=imp[0].get("refused"),
+        findings=_slim(entry, found + known, check_reproducers),
+        seconds=round(sum(r.seconds for r in runs), 1), exit_status=base.rc)
+    return row
+
+
+def _slim(entry: Entry, found: list[dict], check: bool) -> list[dict]:
+    out = []
+    for f in found:
+        f = dict(f)
+        f["reproducer"] = standalone(entry, f.get("reproducer"))
+        if check and f["reproducer"]:
+            f["reproduces"] = reproduces(f["reproducer"])
+        out.append(f)
+    return out
+
+
+# ---- writing the table ----------------------------------------------------------------------------------------------
+def _num(x) -> str:
+    return "" if x is None else f"{x:.3g}"
+
+
+def _cell(text: str, limit: int = 160) -> str:
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def what_differs(row: dict) -> str:
+    if row["verdict"] == "not run":
+        return row.get("reason", "")
+    if row["verdict"] == "differs by convention":
+        return f"conforms to rule `{row['variant']}`"
+    shown = [f for f in row["findings"] if f["category"] != "known deviation"] or row["findings"]
+    parts = []
+    for f in shown[:3]:
+        name = f["test"] if f["category"] == "known deviation" else f"{f['category']}: {f['what']}"
+        parts.append(name)
+    more = len(shown) - 3
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def deviation(row: dict) -> str:
+    errors = [(f.get("max_error") or f.get("error"), f.get("tolerance")) for f in row["findings"]
+              if f.get("error") is not None]
+    if not errors:
+        return ""
+    err, tol = max(errors, key=lambda e: float("inf") if e[0] != e[0] else e[0])
+    return f"{_num(err)} (tol {_num(tol)})"
+
+
+def markdown(data: dict) -> str:
+    s = data["suite"]
+    lines = [
+        "# Conformance matrix of the optimizer ecosystem",
+        "",
+        f"Generated {data['generated']} by `{data['command']}` (Hypothesis profile '{s['profile']}', "
+        f"{s['examples_per_test']} examples per test, seed {s['seed']}; torch {s['torch']}, Python {s['python']}, "
+        f"{s['machine']}). The whole matrix took {data['seconds']:.0f} s on that machine.",
+        "",
+        "Libraries: " + ", ".join(f"{k} {v}" for k, v in data["libraries"].items() if v) + "."
+        + (" Not installed: " + ", ".join(k for k, v in data["libraries"].items() if not v) + "."
+           if any(not v for v in data["libraries"].values()) else ""),
+        "",
+        "Verdicts: see `optimizers/matrix.py`. *Mapping*: how the rule's hyperparameters (torch's names) are passed "
+        "to the class (`optimizers/ecosystem.py`); the rule's hyperparameters the class does not take are held at "
+        "the rule's defaults. *Deviation*: the largest error of a counterexample, with its tolerance.",
+        "",
+        "| library | version | class | path | rule | mapping | verdict | what differs | deviation |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i, r in enumerate(data["rows"]):
+        anchor = f" ([details](#row-{i}))" if r["findings"] else ""
+        lines.append(f"| {r['library']} | {r['version'] or '—'} | `{r['class']}` | {r['path']} | {r['rule']} | "
+                     f"{_cell(r['mapping'], 80)} | **{r['verdict']}**{anchor} | {_cell(what_differs(r))} | "
+                     f"{deviation(r)} |")
+    lines += ["", "## Details", ""]
+    for i, r in enumerate(data["rows"]):
+        if not r["findings"]:
+            continue
+        lines += [f"### <a id=\"row-{i}\"></a>{r['class']} [{r['path']}] — rule `{r['rule']}`: {r['verdict']}", ""]
+        if r.get("variant"):
+            lines += [f"Conforms in its updates to rule `{r['variant']}` (`reference/variants.py`); the findings "
+                      f"against `{r['rule']}` follow.", ""]
+        if r.get("note"):
+            lines += [f"Reading the source: {r['note']}", ""]
+        if r.get("held"):
+            lines += ["Held at the rule's defaults (the class does not take them): "
+                      + ", ".join(f"{k}={v!r}" for k, v in r["held"].items()), ""]
+        for f in r["findings"]:
+            head = f"- **{f['category']}** `{f['test']}`: {_cell(f['what'], 400)}"
+            if f.get("link"):
+                head += f" [{f['link']}]"
+            if f.get("error") is not None:
+                head += f" — error {_num(f['error'])}, tolerance {_num(f['tolerance'])}"
+            lines.append(head)
+            explanation = (f.get("message") or "").split("Reproduce without the suite:")[0].strip().splitlines()[1:]
+            if explanation and f.get("reproducer"):
+                lines += ["", "  ```"] + ["  " + ln for ln in explanation] + ["  ```"]
+            if f.get("reproducer"):
+                lines += ["", f"  Reproducer (standalone; reproduces outside the repository: "
+                          f"{f.get('reproduces', 'not checked')}):", "", "  ```python"]
+                lines += ["  " + ln for ln in f["reproducer"].splitlines()]
+                lines += ["  ```", ""]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+# ---- the command ----------------------------------------------------------------------------------------------------
+def selected(only: list[str] | None, libraries: list[str] | None) -> list[Entry]:
+    entries = ecosystem.torch_entries() + ENTRIES + ecosystem.optax_entries()
+    if libraries:
+        entries = [e for e in entries if e.library in libraries]
+    if only:
+        entries = [e for e in entries if any(o in f"{e.cls}[{e.path}] {e.name} {e.rule}" for o in only)]
+    return entries
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds one pytest run may take (default 900)")
+    parser.add_argument("--seed", type=int, default=0, help="Hypothesis seed of every run (default 0)")
+    parser.add_argument("--profile", default="dev", help="Hypothesis profile (default dev: 25 examples per test)")
+    parser.add_argument("--library", action="append", choices=sorted(LIBRARIES), help="only this library (repeat)")
+    parser.add_argument("--only", action="append", metavar="TEXT",
+                        help="only rows whose class, path, factory or rule contains TEXT (repeat)")
+    parser.add_argument("--out", default=None, help="directory for matrix.md and matrix.json (default "
+                        "optimizers/results for the whole matrix, matrix-out/ for a selection)")
+    parser.add_argument("--no-reproduce", action="store_true", help="don't run the reproducers standalone")
+    args = parser.parse_args(argv)
+    if args.jobs < 1 or args.timeout <= 0:
+        parser.error("--jobs must be >= 1 and --timeout > 0")
+    entries = selected(args.only, args.library)
+    if not entries:
+        parser.error("no row matches --only/--library")
+    out_dir = args.out or (RESULTS if not (args.only or args.library) else os.path.join(ROOT, "matrix-out"))
+
+    start = time.monotonic()
+    rows: list[dict | None] = [None] * len(entries)
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        futures = {pool.submit(evaluate, e, args.seed, args.timeout, args.profile, not args.no_reproduce): i
+                   for i, e in enumerate(entries)}
+        for fut in concurrent.futures.as_completed(futures):
+            i = futures[fut]
+            rows[i] = fut.result()
+            r = rows[i]
+            print(f"[{sum(x is not None for x in rows)}/{len(rows)}] {r['class']} [{r['path']}] {r['rule']}: "
+                  f"{r['verdict']}{' ' + r['variant'] if r.get('variant') else ''} ({r.get('seconds', 0):.0f} s)",
+                  flush=True)
+    import torch
+    from hypothesis import settings
+    import conftest  # noqa: F401  (registers the profiles)
+    data = {
+        "generated": datetime.date.today().isoformat(),
+        "command": COMMAND + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
+        "seconds": round(time.monotonic() - start, 1),
+        "suite": {"torch": torch.__version__, "python": platform.python_version(), "profile": args.profile,
+                  "examples_per_test": settings.get_profile(args.profile).max_examples, "seed": args.seed,
+                  "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"},
+        "libraries": {lib: library_version(lib) for lib in LIBRARIES},
+        "rows": rows,
+    }
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "matrix.json"), "w") as f:
+        json.dump(data, f, indent=1, default=str)
+    with open(os.path.join(out_dir, "matrix.md"), "w") as f:
+        f.write(markdown(data))
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in ORDER}
+    print(", ".join(f"{n} {v}" for v, n in counts.items() if n) + f"; {data['seconds']:.0f} s; written to {out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

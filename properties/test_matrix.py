@@ -1,0 +1,223 @@
+"""The conformance matrix's own machinery (``optimizers/matrix.py``, ``optimizers/ecosystem.py``,
+``reference/variants.py``), checked quickly and without any third-party optimizer library: the classifier on
+synthetic reports, the mapping of hyperparameters and param groups, the standalone reproducer's import, and the
+variant rules — equal to their base rule where the changed convention is inert, and conformed to by an
+implementation written to the convention (which the base rule rejects)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from optimizers import ecosystem, matrix
+from optimizers.adapters import Subject
+from optimizers.ecosystem import ENTRIES, Entry, Mapping
+from properties.assertions import NonConformance
+from properties.strategies import cases, hyperparameters
+from properties.test_trajectory import check_trajectory
+from reference.registry import RULES
+from reference.trajectory import Case, Group
+
+
+# ---- the classifier -------------------------------------------------------------------------------------------------
+def _report(*failures: dict) -> dict:
+    return {"implementations": [{"failures": list(failures), "tests": {"passed": 3, "failed": len(failures)}}]}
+
+
+def _failure(test: str, kind: str = "check", **facts) -> dict:
+    return {"test": f"properties/x.py::{test}[optimizers.ecosystem:lib_Cls-float64]", "kind": kind,
+            "message": f"{kind} failed\n  detail", **facts}
+
+
+TRAJECTORY = _failure("test_trajectory_matches_reference_rule", "trajectory", step=2, dtype="float64",
+                      expected=1.0, actual=1.5, error=0.5, tolerance=1e-15, max_error=0.7,
+                      hyperparameters={"lr": 0.1}, reproducer="import x\nassert False")
+
+
+@pytest.mark.parametrize("failures, verdict", [
+    ((), "conforms"),
+    ((_failure("test_rejects_hyperparameters_outside_the_rule_domain"),), "differs (validation)"),
+    ((_failure("test_step_never_writes_grad_nor_replaces_parameters"),), "differs (side effects)"),
+    ((_failure("test_state_dict_round_trip_continues_identically"),
+      _failure("test_rejects_hyperparameters_outside_the_rule_domain")), "differs (side effects)"),
+    ((TRAJECTORY, _failure("test_step_never_writes_grad_nor_replaces_parameters")), "differs (updates)"),
+    ((_failure("test_adam_first_moment_is_an_ema"),), "differs (updates)"),
+    ((TRAJECTORY, _failure("test_zero_grad_leaves_no_stale_gradient", "implementation error")), "crashes"),
+], ids=["none", "validation", "side effect", "side effect and validation", "trajectory", "property", "raised"])
+def test_verdict_is_the_worst_category_of_the_findings(failures, verdict):
+    """A run's verdict is its worst finding: a raise > updates > side effects > validation > none."""
+    assert matrix.verdict(matrix.findings(_report(*failures), 1, ""), [], None) == verdict
+
+
+def test_a_variant_that_explains_the_updates_makes_it_a_convention():
+    """Update-level findings explained by a conforming variant read 'differs by convention'; a known deviation
+    alone (torch's rows) reads 'differs (known deviation)'."""
+    found = matrix.findings(_report(TRAJECTORY), 1, "")
+    assert matrix.verdict(found, [], "sgdw") == "differs by convention"
+    assert matrix.verdict([], [{"category": "known deviation"}], None) == "differs (known deviation)"
+
+
+def test_a_run_without_a_report_is_a_crash_with_its_error_line():
+    """No report (the constructor failed while probing: pytest's usage error) is one 'crash' finding that quotes
+    pytest's error line."""
+    found = matrix.findings(None, 4, "ERROR: optimizers.ecosystem:x: constructing it raised TypeError: boom\n")
+    assert [f["category"] for f in found] == ["crash"]
+    assert found[0]["what"] == "optimizers.ecosystem:x: constructing it raised TypeError: boom"
+
+
+def test_trajectory_finding_keeps_the_counterexample_facts():
+    """A trajectory failure's finding says the step, expected and actual values, the error and tolerance, and the
+    largest error of the failing step, and keeps the reproducer."""
+    (f,) = matrix.findings(_report(TRAJECTORY), 1, "")
+    assert (f["category"], f["test"], f["error"], f["tolerance"], f["max_error"]) == \
+        ("updates", "test_trajectory_matches_reference_rule[float64]", 0.5, 1e-15, 0.7)
+    assert "step 2" in f["what"] and "expected 1.0, actual 1.5" in f["what"]
+    assert matrix.deviation({"findings": [f]}) == "0.7 (tol 1e-15)"
+
+
+# ---- the table and its mappings -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e.name for e in ENTRIES])
+def test_entry_declares_a_known_rule_and_a_mapping_inside_it(entry):
+    """Every row names a known rule and variants, takes only the rule's hyperparameters, renames only those it
+    takes, and has a factory whose signature is exactly (params, *takes)."""
+    rule = RULES[entry.rule]
+    assert all(v in RULES for v in entry.variants)
+    m = entry.mapping
+    assert set(m.takes) <= set(rule.names), set(m.takes) - set(rule.names)
+    assert set(m.rename) | set(m.split) <= set(m.takes)
+    import inspect
+    assert list(inspect.signature(getattr(ecosystem, entry.name)).parameters) == ["params", *m.takes]
+    compile(ecosystem.standalone_import(entry), entry.name, "exec")
+
+
+class Recorder:
+    """A stand-in library class that records what it was given."""
+
+    calls: list = []
+
+    def __init__(self, params, **kwargs):
+        Recorder.calls.append((params, kwargs))
+
+
+def test_factory_renames_constructor_arguments_and_param_group_keys():
+    """The factory passes the rule's hyperparameters under the library's names, splits pairs, adds the fixed
+    arguments, and renames the keys of param-group dicts the same way."""
+    entry = Entry("torch", "Recorder", "adam", Mapping(("lr", "betas", "decoupled_weight_decay"),
+                                                       rename={"decoupled_weight_decay": "weight_decouple"},
+                                                       split={"betas": ("beta1", "beta2")}, fixed={"nus": (1, 1)}),
+                  load="properties.test_matrix:Recorder", name="recorder")
+    p, q = torch.zeros(1), torch.zeros(2)
+    Recorder.calls.clear()
+    ecosystem.factory(entry)([p, {"params": [q], "betas": (0.5, 0.6), "lr": 0.3}], lr=0.1, betas=(0.9, 0.99),
+                             decoupled_weight_decay=True)
+    (params, kwargs), = Recorder.calls
+    assert kwargs == {"lr": 0.1, "beta1": 0.9, "beta2": 0.99, "weight_decouple": True, "nus": (1, 1)}
+    assert params[0] is p and params[1] == {"params": [q], "beta1": 0.5, "beta2": 0.6, "lr": 0.3}
+
+
+def test_standalone_reproducer_import_rebuilds_the_mapping_without_the_suite():
+    """The reproducer's import, run on its own, binds ``Impl`` to the same mapping as the factory."""
+    entry = Entry("torch", "Recorder", "adam", Mapping(("lr", "betas"), split={"betas": ("beta1", "beta2")},
+                                                       fixed={"nus": (1, 1)}),
+                  load="properties.test_matrix:Recorder", name="recorder")
+    scope: dict = {}
+    exec(ecosystem.standalone_import(entry), scope)
+    Recorder.calls.clear()
+    scope["Impl"]([{"params": [], "betas": (0.1, 0.2)}], lr=0.5, betas=(0.3, 0.4))
+    (params, kwargs), = Recorder.calls
+    assert kwargs == {"lr": 0.5, "beta1": 0.3, "beta2": 0.4, "nus": (1, 1)}
+    assert params == [{"params": [], "beta1": 0.1, "beta2": 0.2}]
+
+
+def test_standalone_replaces_the_suites_import_in_a_reproducer():
+    """A reproducer written by the suite for the factory starts needing only the library."""
+    from optimizers.loading import reproducer_import
+    entry = next(e for e in ENTRIES if e.library == "timm")
+    script = reproducer_import(entry.spec) + "\nopt = Impl([])"
+    out = matrix.standalone(entry, script)
+    assert "optimizers.ecosystem" not in out and out.endswith("opt = Impl([])")
+
+
+# ---- the variant rules ----------------------------------------------------------------------------------------------
+def _run(rule, hp, θ, grads):
+    state = {}
+    for g in grads:
+        θ, state = rule.update(θ, g, state, **hp)
+    return θ
+
+
+@settings(max_examples=20)
+@given(data=st.data())
+def test_sgdw_is_sgd_without_weight_decay(data):
+    """With λ = 0 the decoupled and coupled forms are the same arithmetic: sgdw equals sgd bit for bit."""
+    hp = {**data.draw(hyperparameters(RULES["sgd"], frozenset(RULES["sgd"].names))), "weight_decay": 0.0}
+    grads = [torch.tensor(data.draw(st.floats(-10, 10)), dtype=torch.float64) for _ in range(data.draw(st.integers(1, 5)))]
+    θ = torch.tensor(data.draw(st.floats(-10, 10)), dtype=torch.float64)
+    assert torch.equal(_run(RULES["sgdw"], hp, θ, grads), _run(RULES["sgd"], hp, θ, grads))
+
+
+def test_sgdw_decays_the_parameter_outside_the_momentum():
+    """Its formula on two steps (γ = 0.1, λ = 0.5, μ = 0.9, g = 1): θ₁ = 0.95·1 − 0.1 = 0.85;
+    b₂ = 0.9 + 1 = 1.9 (the decay is not in b), θ₂ = 0.95·0.85 − 0.19 = 0.6175."""
+    hp = {**RULES["sgdw"].defaults(), "lr": 0.1, "weight_decay": 0.5, "momentum": 0.9}
+    θ = _run(RULES["sgdw"], hp, torch.tensor(1.0, dtype=torch.float64), [torch.tensor(1.0, dtype=torch.float64)] * 2)
+    assert math.isclose(θ.item(), 0.95 * 0.85 - 0.19, rel_tol=1e-15)
+
+
+class TFRMSprop(torch.optim.Optimizer):
+    """RMSprop written the TensorFlow way (ε inside the square root, square average from 1, lr inside the
+    momentum buffer), independently of ``reference/variants.py``: the variant rule must accept it."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
+                 maximize=False):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                                      centered=centered, maximize=maximize))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                if group["weight_decay"]:
+                    g = g + group["weight_decay"] * p
+                s = self.state[p]
+                if not s:
+                    s.update(v=torch.ones_like(p), g_ave=torch.zeros_like(p), b=torch.zeros_like(p))
+                s["v"].mul_(group["alpha"]).addcmul_(g, g, value=1 - group["alpha"])
+                v = s["v"]
+                if group["centered"]:
+                    s["g_ave"].mul_(group["alpha"]).add_(g, alpha=1 - group["alpha"])
+                    v = v - s["g_ave"] * s["g_ave"]
+                denominator = (v + group["eps"]).sqrt()
+                if group["momentum"] > 0:
+                    s["b"].mul_(group["momentum"]).addcdiv_(g, denominator, value=group["lr"])
+                    p.sub_(s["b"])
+                else:
+                    p.addcdiv_(g, denominator, value=-group["lr"])
+
+
+def _tf_subject(rule: str) -> Subject:
+    return Subject("TFRMSprop", TFRMSprop, RULES[rule], "properties/test_matrix.py:TFRMSprop")
+
+
+@settings(max_examples=15)
+@given(data=st.data())
+def test_rmsprop_tf_accepts_an_implementation_written_to_its_conventions(data):
+    """An RMSprop written TensorFlow's way conforms to the variant over drawn trajectory cases (float64)."""
+    subject = _tf_subject("rmsprop_tf")
+    check_trajectory(subject, data.draw(cases(subject, torch.float64), label="case"))
+
+
+def test_base_rmsprop_rejects_the_tensorflow_conventions():
+    """The same implementation fails the base rule on one step (v₀ = 1: θ = 1 − 0.01·1/√(0.99 + 0.01·1 + ε),
+    where rmsprop takes 1 − 0.01·1/(√0.01 + ε) = 0.9)."""
+    rule = RULES["rmsprop"]
+    case = Case(rule, [Group((0,), rule.defaults())], [torch.ones(()).numpy()], [[torch.ones(()).numpy()]],
+                [[0.01]])
+    with pytest.raises(NonConformance, match="expected 0.9"):
+        check_trajectory(_tf_subject("rmsprop"), case)

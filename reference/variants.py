@@ -1,0 +1,78 @@
+"""Rule variants: a rule of ``reference/rules.py`` with one of its conventions changed, as other libraries write it.
+
+Where a library consistently differs from torch's rule by a convention — where ε goes, whether weight decay is
+coupled to the gradient, where an accumulator starts — the conformance matrix (``optimizers/matrix.py``) checks it
+against the variant that changes exactly that, so that the table can say "differs by convention X; conforms to
+rule V". Each variant is a short pure function with its formula in its docstring, the change from the base rule
+stated first; it takes the base rule's hyperparameters (torch's names) and its declaration derives from the base
+rule's. Like every reference rule, a variant never calls the library it describes.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from reference.declarations import Rule
+from reference.rules import RMSPROP, SGD
+
+
+def _variant(base: Rule, update, name: str, source: str, **changes) -> Rule:
+    """``base``'s declaration for ``update``: same hyperparameters and constraints; no torch class claims it."""
+    return dataclasses.replace(base, name=name, update=update, source=source, torch_class=None, **changes)
+
+
+# ---- SGD with decoupled weight decay -------------------------------------------------------------------------------
+def sgdw(θ, g, state, *, lr, momentum, dampening, weight_decay, nesterov, maximize):
+    """SGDW (Loshchilov & Hutter 2019, Algorithm 1 with the schedule multiplier folded into γ): sgd with the
+    weight decay decoupled from the gradient — applied to θ, scaled by the learning rate, not fed to the momentum.
+
+    g ← −g if maximize;  θ ← θ − γλθ
+    if μ ≠ 0:  b_1 = g,  b_t = μ b_{t−1} + (1 − τ) g  (t > 1);   g ← g + μ b_t if nesterov else b_t
+    θ ← θ − γ g
+    """
+    g = -g if maximize else g
+    if weight_decay != 0:
+        θ = θ - lr * weight_decay * θ
+    if momentum != 0:
+        b = g if "b" not in state else momentum * state["b"] + (1 - dampening) * g
+        g = g + momentum * b if nesterov else b
+        state = {"b": b}
+    return θ - lr * g, state
+
+
+SGDW = _variant(SGD, sgdw, "sgdw", "Loshchilov & Hutter 2019 (SGDW); sgd with decoupled weight decay")
+
+
+# ---- RMSprop as TensorFlow writes it -------------------------------------------------------------------------------
+def rmsprop_tf(θ, g, state, *, lr, alpha, eps, weight_decay, momentum, centered, maximize):
+    """RMSprop as TensorFlow (tf.compat.v1.train.RMSPropOptimizer) writes it: rmsprop with ε inside the square root,
+    the square average starting at 1 instead of 0, and the learning rate applied inside the momentum buffer — the
+    three always go together in TensorFlow-style implementations, so this variant changes them together.
+
+    g ← −g if maximize;  g ← g + λθ;   v_0 = 1;   v_t = α v_{t−1} + (1 − α) g²;   ṽ = v_t
+    if centered:  ḡ_t = α ḡ_{t−1} + (1 − α) g;   ṽ = v_t − ḡ_t²
+    if μ > 0:  b_t = μ b_{t−1} + γ g / √(ṽ + ε);  θ ← θ − b_t     else  θ ← θ − γ g / √(ṽ + ε)
+    """
+    g = -g if maximize else g
+    if weight_decay != 0:
+        g = g + weight_decay * θ
+    v = alpha * state.get("v", torch.ones_like(θ)) + (1 - alpha) * g * g
+    new_state = {"v": v}
+    v_tilde = v
+    if centered:
+        g_ave = alpha * state.get("g_ave", torch.zeros_like(θ)) + (1 - alpha) * g
+        v_tilde = v - g_ave * g_ave
+        new_state["g_ave"] = g_ave
+    direction = g / torch.sqrt(v_tilde + eps)
+    if momentum > 0:
+        b = momentum * state.get("b", torch.zeros_like(θ)) + lr * direction
+        new_state["b"] = b
+        return θ - b, new_state
+    return θ - lr * direction, new_state
+
+
+RMSPROP_TF = _variant(RMSPROP, rmsprop_tf, "rmsprop_tf",
+                      "TensorFlow's RMSPropOptimizer; rmsprop with ε inside √, v₀ = 1, lr inside the momentum buffer")
+
+VARIANT_RULES = (SGDW, RMSPROP_TF)
