@@ -16,6 +16,7 @@ from optimizers import adapters
 from optimizers.adapters import NotAnOptimizer, Subject
 from optimizers.builtins import builtin_subjects
 from optimizers.loading import SPEC_FORMS, SpecError, resolve
+from properties import plots
 from properties.isolation import isolated
 from reference.registry import RULES
 
@@ -45,6 +46,10 @@ def pytest_addoption(parser):
     group.addoption("--step-timeout", metavar="SECONDS", default="60",
                     help="fail a test when one call into the implementation (constructor, step) takes longer "
                          "(default 60; 0 disables)")
+    group.addoption("--plots", metavar="DIR", default=None,
+                    help="into DIR, a PNG (loss contour with the reference's and the implementation's closed-loop "
+                         "trajectories, loss per step) per passing test that runs a two-parameter problem; failures "
+                         "on such problems are drawn without it too, into a temporary directory the message names")
 
 
 def _subjects(config) -> list[Subject]:
@@ -96,6 +101,7 @@ def _step_timeout(config) -> float:
 def pytest_configure(config):
     config.addinivalue_line("markers", "applies_to(*rules): the test checks a property of these rules only")
     adapters.STEP_TIMEOUT = _step_timeout(config)
+    plots.configure(config)  # --plots DIR, and the plugin drawing pictures of failing runs
     config.subjects = _subjects(config)
 
 

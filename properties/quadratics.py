@@ -51,6 +51,7 @@ from optimizers.adapters import Subject, call, step
 from optimizers.known_deviations import applicable, avoiding
 from optimizers.loading import reproducer_import
 from properties.assertions import NonConformance
+from properties import plots
 from properties.strategies import value
 from properties.test_trajectory import under_known_deviations
 from properties.tolerances import MCA_SAMPLES, SENSITIVITY_FACTOR, RoundingNoise, judgeable, tolerances, unit_roundoff
@@ -663,7 +664,9 @@ def closed_loop(runner: Runner, problem: Problem, hp: dict, steps: int, lrs: lis
         g = problem.grad(x)
         return g if feed is None else feed(g, t, x)
 
-    return runner.run(hp, problem.x0, grad, steps, lrs, layout, ctor_hp)
+    run = runner.run(hp, problem.x0, grad, steps, lrs, layout, ctor_hp)
+    plots.seen(runner, problem, hp, run, feed)  # under --plots DIR: a passing test's picture (properties/plots.py)
+    return run
 
 
 def replay(run: Run, extra: Callable[[np.ndarray, int], np.ndarray] | None = None) -> Grad:
@@ -816,7 +819,8 @@ def failure(runner: Runner, claim: str, hp: dict, problem, run: Run, step: int, 
     script = reproducer(runner, hp, run, max(step - 1, 0), layout)
     if script:
         lines += ["Reproduce without the suite (replays the gradients this run was fed):", "-" * 72, script, "-" * 72]
-    return NonConformance("\n".join(lines))
+    # on a two-coordinate problem: a picture of both rules' closed-loop runs, named in the message
+    return plots.pictured(NonConformance("\n".join(lines)), runner, claim, hp, problem, run, step, element)
 
 
 def assert_matches(runner: Runner, claim: str, hp: dict, problem, run: Run, expected: np.ndarray,
