@@ -78,20 +78,10 @@ def _first_gradient_steps(case: Case, group: Group) -> set[int]:
 
 
 def _centered_variance_vanishes(case: Case) -> bool:
-    """Whether ṽ = v − ḡ² of the reference falls to rounding size (≤ 8u·v) at some step of a centered group."""
-    from reference.rules import rmsprop
-    u = torch.finfo(case.dtype).eps / 2
-    for i, _ in enumerate(case.params):
-        if not case.hp_at(i, 0)["centered"]:
-            continue
-        θ, state = torch.tensor(case.params[i]), {}
-        for t, row in enumerate(case.grads):
-            if row[i] is None:
-                continue
-            θ, state = rmsprop(θ, torch.tensor(row[i]), state, **case.hp_at(i, t))
-            if torch.any(state["v"] - state["g_ave"] ** 2 <= 8 * u * state["v"]):
-                return True
-    return False
+    """Whether ṽ = v − ḡ² of the reference comes within rounding of 0 at some step of a centered group: where the
+    tolerance model judges the case for finiteness only (``properties.tolerances.undetermined_sign``)."""
+    from properties.tolerances import undetermined_sign
+    return any(g.hp.get("centered") for g in case.groups) and undetermined_sign(case)
 
 
 ALL = ("for-loop", "foreach", "fused")
@@ -190,4 +180,6 @@ def avoiding(subject, case: Case) -> Case:
 
 
 def applicable(subject, case: Case, check: str = "trajectory") -> list[KnownDeviation]:
-    return [d for d in DEVIATIONS if d.check == check and d.concerns(subject) and d.when(case)]
+    """torch's deviations, and those declared with ``--known-deviations FILE``, that ``case`` runs into."""
+    from optimizers.declared_deviations import DECLARED
+    return [d for d in (*DEVIATIONS, *DECLARED) if d.check == check and d.concerns(subject) and d.when(case)]

@@ -85,7 +85,9 @@ def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, t
                                      f"but should keep its shape {e.shape}")
             with np.errstate(invalid="ignore"):
                 err = np.abs(a - e)
-            bad = ~(err <= tl)  # NaN in the actual counts as a deviation
+            # NaN in the actual counts as a deviation, and so does ±inf where the reference is finite (even where
+            # the tolerance is infinite: a case judged for finiteness only)
+            bad = ~(err <= tl) | (~np.isfinite(a) & np.isfinite(e))
             if not bad.any():
                 continue
             flat = int(np.argmax(np.where(bad, np.nan_to_num(err / np.maximum(tl, 1e-300), nan=np.inf), -1)))

@@ -3,7 +3,8 @@
 Hyperparameters are drawn over each one's searched range with its edge values drawn first-class; invalid
 combinations are repaired by the rule's constraints rather than rejected. Tensors are small (what matters is the
 arithmetic per element), of varied shapes including 0-d and repeated shapes; gradient magnitudes span 1e-8..1e4
-(narrower where the dtype cannot hold their squares), with exact zeros and steps where a parameter has no gradient.
+(narrower where the dtype cannot hold their squares), with exact zeros and steps where a parameter has no gradient;
+one case in four has its parameters or its gradients at an edge of the dtype's range (subnormal, near overflow).
 """
 from __future__ import annotations
 
@@ -57,6 +58,22 @@ def magnitude_range(dtype: torch.dtype) -> tuple[float, float]:
     return max(1e-8, math.sqrt(info.tiny) * 10), min(1e4, math.sqrt(info.max) / 10)
 
 
+def magnitude_regimes(dtype: torch.dtype) -> dict[str, tuple[float, float]]:
+    """Magnitude ranges for a case's values: ``normal`` (``magnitude_range``), and the edges of the dtype's range —
+    ``subnormal``, from a few subnormal spacings to just above the smallest normal number (gradual underflow:
+    squares underflow to 0), and ``near overflow``, from √max (squares overflow) to max/10⁴. The tolerance model
+    accounts for both (``RoundingNoise``'s underflow term; the dtype's own run, non-finite, marks what the dtype
+    cannot hold), so cases the rule does not determine there are discarded, not misjudged."""
+    info = torch.finfo(dtype)
+    return {"normal": magnitude_range(dtype),
+            "subnormal": (info.smallest_normal * info.eps * 8, info.smallest_normal * 1e3),
+            "near overflow": (math.sqrt(info.max), info.max / 1e4)}
+
+
+# Most cases are normal; one in eight is at each edge of the dtype's range (shrinking goes to normal).
+REGIMES = st.sampled_from(["normal"] * 6 + ["subnormal", "near overflow"])
+
+
 @st.composite
 def tensor(draw, shape: tuple, lo: float, hi: float, zeros: bool = True) -> np.ndarray:
     """Elements of magnitude in [lo, hi] around a drawn centre, random signs, some exact zeros."""
@@ -87,8 +104,11 @@ def cases(draw, subject, dtype: torch.dtype = torch.float64, max_steps: int = MA
     for _ in range(n):
         repeat = shapes and draw(st.booleans())
         shapes.append(shapes[-1] if repeat else draw(st.sampled_from(SHAPES)))
-    lo, hi = magnitude_range(dtype)
-    params = [representable(draw(tensor(s, 1e-3, min(1e3, hi))), dtype) for s in shapes]
+    regimes = magnitude_regimes(dtype)
+    param_regime, grad_regime = draw(REGIMES), draw(REGIMES)
+    lo, hi = regimes[grad_regime]
+    p_lo, p_hi = (1e-3, min(1e3, regimes["normal"][1])) if param_regime == "normal" else regimes[param_regime]
+    params = [representable(draw(tensor(s, p_lo, p_hi)), dtype) for s in shapes]
 
     n_groups = draw(st.integers(min_groups, n)) if caps.param_groups else 1
     order = draw(st.permutations(range(n))) if n_groups > 1 else list(range(n))
@@ -118,4 +138,5 @@ def cases(draw, subject, dtype: torch.dtype = torch.float64, max_steps: int = MA
     for factor in factors:
         f *= factor
         lrs.append([g.hp["lr"] * f if "lr" in g.hp else None for g in groups])
-    return avoiding(subject, Case(rule, groups, params, grads, lrs, dtype))
+    notes = {"parameters": param_regime, "gradients": grad_regime}
+    return avoiding(subject, Case(rule, groups, params, grads, lrs, dtype, notes))

@@ -14,6 +14,7 @@ import math
 
 import torch
 
+from reference.cancellation import cancelling
 from reference.declarations import Constraint, Flag, Hyper, Pair, Real, Rule
 
 
@@ -166,7 +167,7 @@ def rmsprop(θ, g, state, *, lr, alpha, eps, weight_decay, momentum, centered, m
     v_tilde = v
     if centered:
         g_ave = alpha * state.get("g_ave", _zeros(θ)) + (1 - alpha) * g
-        v_tilde = v - g_ave * g_ave
+        v_tilde = cancelling(v, g_ave * g_ave)
         new_state["g_ave"] = g_ave
     direction = g / (torch.sqrt(v_tilde) + eps)
     if momentum > 0:

@@ -1,0 +1,101 @@
+"""The tolerance model's treatment of the edges of arithmetic (``properties/tolerances.py``), checked on cases whose
+answer is known: gradual underflow, overflow of a square, and a difference whose sign rounding decides.
+
+Each test builds its case by hand from the rule's formula: the expectation (judged or not; which value is right)
+follows from the arithmetic stated in its docstring, not from running the model.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from optimizers import planted
+from optimizers.adapters import Subject
+from optimizers.known_deviations import _case
+from properties.assertions import NonConformance
+from properties.test_trajectory import check_trajectory
+from properties.tolerances import RoundingNoise, judgeable, subnormal_spacing, tolerances, undetermined_sign
+from reference.registry import RULES
+from reference.trajectory import reference_trajectory
+
+F32 = torch.float32
+SUBNORMAL_32 = 2.0 ** -149   # float32's smallest subnormal (IEEE 754 binary32)
+
+
+def judged(case) -> bool:
+    expected = reference_trajectory(case)
+    return judgeable(case, expected, tolerances(case, expected))
+
+
+def test_underflow_noise_keeps_sign_and_exact_zeros():
+    """The Monte Carlo rounding with gradual underflow moves a result by at most u relative plus one subnormal
+    spacing, never across zero, and leaves an exact zero exact (rounding never changes a sign; 0 is exact)."""
+    assert subnormal_spacing(F32) == SUBNORMAL_32
+    x = torch.tensor([1e-80, -1e-80, 0.0, 3e-45, 1.0, -2.0], dtype=torch.float64)
+    u, eta = 2.0 ** -24, SUBNORMAL_32
+    for seed in range(20):
+        with RoundingNoise(u, seed, eta=eta):
+            y = x * 1.0
+        assert torch.all(torch.sign(y) * torch.sign(x) >= 0) and y[2] == 0
+        assert torch.all(torch.abs(y - x) <= u * torch.abs(x) * (1 + u) + eta)
+
+
+def test_square_that_underflows_leaves_adam_without_eps_undetermined_in_float32():
+    """Adam with ε = 0 on a subnormal float32 gradient g = 1e-40: g² (1e-80) underflows to 0 in float32, so v̂ = 0
+    and m̂/√v̂ is 0/0 at that precision while the float64 rule gives ±lr: not judged. With ε = 1e-8 the update is
+    ≈ lr·g/ε either way (√v̂ ≪ ε): judged."""
+    g = [[[1e-40]]]
+    assert not judged(_case("adam", [{"eps": 0.0}], [[1.0]], g, F32))
+    assert judged(_case("adam", [{"eps": 1e-8}], [[1.0]], g, F32))
+
+
+def test_square_that_overflows_leaves_adam_undetermined_but_not_sgd():
+    """A float32 gradient of 1e30 on θ = 0: Adam's g² (1e60) overflows float32 (max ≈ 3.4e38), so a float32
+    implementation gets v̂ = inf and a step of 0 where the rule steps by lr: the rule is not determined at that
+    precision, not judged. SGD never squares it: θ − lr·g = −1e27 is representable: judged, and torch's SGD
+    conforms."""
+    g = [[[1e30]]]
+    assert not judged(_case("adam", [{}], [[0.0]], g, F32))
+    sgd = _case("sgd", [{"lr": 1e-3}], [[0.0]], g, F32)
+    assert judged(sgd)
+    check_trajectory(Subject("torch.optim.SGD", torch.optim.SGD, RULES["sgd"], "torch.optim:SGD"), sgd)
+
+
+def test_subnormal_gradients_are_judged_where_they_carry_precision():
+    """SGD with momentum on subnormal float32 gradients of about 10⁵ spacings (2⁻¹⁴⁹·10⁵ ≈ 1.4e-40 < 2⁻¹²⁶: relative
+    spacing 1e-5) and lr = 1, so θ and the buffer stay subnormal: gradual underflow keeps 5 digits, the case is
+    judged, and torch's SGD follows it. With gradients of a few spacings every result is uncertain by tens of
+    percent at float32 precision: not judged (ill-conditioned)."""
+    s = 1e5 * SUBNORMAL_32
+    case = _case("sgd", [{"lr": 1.0, "momentum": 0.9}], [[3 * s, 0.0]], [[[5 * s, -s]], [[7 * s, 2 * s]]], F32)
+    assert judged(case)
+    check_trajectory(Subject("torch.optim.SGD", torch.optim.SGD, RULES["sgd"], "torch.optim:SGD"), case)
+    few = SUBNORMAL_32
+    assert not judged(_case("sgd", [{"lr": 1.0, "momentum": 0.9}], [[3 * few]], [[[5 * few]], [[7 * few]]], F32))
+
+
+CONSTANT_GRADIENT = _case("rmsprop", [{"lr": 0.1, "alpha": 0.0, "centered": True}], [[1.0]], [[[-1.7782794100389228]]])
+
+
+def test_cancelling_variance_is_detected_deterministically():
+    """Centered RMSprop with α = 0: v = g² and ḡ = g, so ṽ = v − ḡ² is 0 exactly and rounding of an
+    implementation decides its sign — every time, not by chance of the Monte Carlo samples. With α = 0.5 and
+    gradients 1, −1: v = 0.5, 0.75; ḡ = 0.5, −0.25; ṽ = 0.25, 0.6875, far from rounding: determined."""
+    assert undetermined_sign(CONSTANT_GRADIENT)
+    steady = _case("rmsprop", [{"alpha": 0.5, "centered": True}], [[1.0]], [[[1.0]], [[-1.0]]])
+    assert not undetermined_sign(steady)
+    assert judged(CONSTANT_GRADIENT) and judged(steady)
+
+
+def test_cancelling_variance_is_judged_for_finiteness_only():
+    """Where the sign of ṽ is undetermined, any finite θ is accepted (√ṽ of a residue is as right as 0), but NaN —
+    which the rule, taking the root of a variance, never produces — fails: the clamping correct variant passes,
+    torch's unclamped RMSprop (a known deviation, judged here as it is) does not."""
+    clamped = Subject("planted.RMSpropAddcmul", planted.RMSpropAddcmul, RULES["rmsprop"],
+                      "optimizers.planted:RMSpropAddcmul")
+    check_trajectory(clamped, CONSTANT_GRADIENT)
+    torch_rmsprop = Subject("torch.optim.RMSprop", torch.optim.RMSprop, RULES["rmsprop"], "torch.optim:RMSprop",
+                            {"foreach": False})
+    with pytest.raises(NonConformance, match=r"actual nan"):
+        check_trajectory(torch_rmsprop, CONSTANT_GRADIENT, known_deviations=False)
