@@ -96,7 +96,14 @@ def loss_function(problem) -> Callable[[np.ndarray], np.ndarray] | None:
     import torch
 
     vf = torch.func.vmap(f)
-    return lambda X: vf(torch.as_tensor(np.asarray(X, dtype=np.float64))).numpy()
+
+    def values(X):
+        points = torch.as_tensor(np.asarray(X, dtype=np.float64))
+        try:
+            return vf(points).numpy()
+        except Exception:                   # an f vmap cannot batch (data-dependent control flow): point by point
+            return np.array([float(f(x)) for x in points])
+    return values
 
 
 def minimizer(problem) -> np.ndarray | None:
