@@ -50,6 +50,10 @@ def pytest_addoption(parser):
     group.addoption("--step-timeout", metavar="SECONDS", default="60",
                     help="fail a test when one call into the implementation (constructor, step) takes longer "
                          "(default 60; 0 disables)")
+    group.addoption("--ranks", metavar="N", default="0",
+                    help="run --optimizer across N processes with torch.distributed (gloo, 127.0.0.1), every rank "
+                         "given the reference's gradients, and judge every rank's parameters (sharded optimizers: "
+                         "ZeroRedundancyOptimizer, FSDP-style state); N >= 2, 0 (default): one process")
     group.addoption("--plots", metavar="DIR", default=None,
                     help="into DIR, a PNG (loss contour with the reference's and the implementation's closed-loop "
                          "trajectories, loss per step) per passing test that runs a two-parameter problem; failures "
@@ -74,6 +78,9 @@ def _subjects(config) -> list[Subject]:
         raise pytest.UsageError(f"--optimizer {spec} needs --rule RULE; known rules: {', '.join(RULES)}")
     try:
         subject = Subject(spec, resolve(spec), RULES[rule_name], spec, device=device)
+        if config.ranks:  # a sharded constructor needs its process group: probe it in every rank
+            from properties.ranks import probe_across
+            probe_across(subject, config.ranks)
         with isolated():  # probing constructs it, and a constructor may change torch's global state too
             subject.caps  # probe now, so that an unusable implementation is a usage error, not a failing test
     except (SpecError, NotAnOptimizer) as e:
@@ -113,9 +120,37 @@ def _declared_deviations(config) -> list:
         raise pytest.UsageError(str(e)) from None
 
 
+def _ranks(config) -> int:
+    raw = config.getoption("ranks")
+    try:
+        n = int(raw)
+    except ValueError:
+        n = -1
+    if n == 0:
+        return 0
+    if n < 2:
+        raise pytest.UsageError(f"--ranks must be an integer >= 2 (processes to run --optimizer across), not {raw!r}; "
+                                "0 or absent: one process")
+    if not config.getoption("optimizer"):
+        raise pytest.UsageError(f"--ranks {n} needs --optimizer SPEC --rule RULE: the sharded implementation to run "
+                                "across the ranks, e.g. --optimizer optimizers.distributed:ZeroAdam --rule adam")
+    if config.getoption("device") != "cpu":
+        raise pytest.UsageError(f"--ranks {n} runs on CPU (gloo); --device {config.getoption('device')} is not "
+                                "supported with it")
+    from properties.ranks import available
+    if (why := available()) is not None:
+        raise pytest.UsageError(f"--ranks {n}: {why}")
+    return n
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "applies_to(*rules): the test checks a property of these rules only")
+    config.addinivalue_line("markers", "ranks: the test runs the implementation across --ranks N processes (and "
+                                       "only those tests run under --ranks)")
     adapters.STEP_TIMEOUT = _step_timeout(config)
+    config.ranks = _ranks(config)
+    from properties.ranks import shutdown
+    config.add_cleanup(shutdown)  # the rank processes of --ranks and of properties/test_distributed.py
     declared_deviations.DECLARED[:] = _declared_deviations(config)
     plots.configure(config)  # --plots DIR, and the plugin drawing pictures of failing runs
     config.subjects = _subjects(config)
@@ -136,6 +171,8 @@ def pytest_report_header(config):
                + "; ".join(f"{k} ({e})" for k, e in s.caps.rejected.items())] if s.caps.rejected else []),
             "API: " + ", ".join(f"{f}={'yes' if getattr(s.caps, f) else 'no'}"
                                 for f in ("param_groups", "state_dict", "closure", "zero_grad", "add_param_group")),
+            *([f"ranks: {config.ranks} processes (torch.distributed, gloo on 127.0.0.1), every rank's parameters "
+               "judged after every step"] if config.ranks else []),
         ]
     else:
         lines.append(f"built-in implementations: {len(subjects)} "
@@ -160,6 +197,8 @@ def pytest_collection_modifyitems(config, items):
         return
     own = [item for item in items if "subject" not in getattr(item, "fixturenames", ())
            and "implementation" not in getattr(item, "fixturenames", ())]
+    if config.ranks:  # across ranks, only the tests that drive it through the ranks' runner can build it
+        own += [item for item in items if item not in own and item.get_closest_marker("ranks") is None]
     if own:
         config.hook.pytest_deselected(items=own)
         items[:] = [item for item in items if item not in own]
@@ -205,6 +244,11 @@ def pytest_generate_tests(metafunc):
     """Parametrize ``subject`` over the implementations under test; a test marked ``applies_to(*rules)`` takes only
     those whose rule is one of ``rules`` (and is skipped, saying why, when none is)."""
     if "subject" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("ranks") is not None and not metafunc.config.ranks:
+        metafunc.parametrize("subject", [pytest.param(None, marks=pytest.mark.skip(
+            reason="runs the implementation across processes: give --optimizer SPEC --rule RULE --ranks N"))],
+            ids=["n/a"])
         return
     subjects = metafunc.config.subjects
     marker = metafunc.definition.get_closest_marker("applies_to")
