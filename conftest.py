@@ -11,6 +11,7 @@ import platform
 import pytest
 import torch
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 from optimizers import adapters, declared_deviations
 from optimizers.adapters import NotAnOptimizer, Subject
@@ -24,12 +25,29 @@ _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_
            HealthCheck.differing_executors]
 # The explain phase re-runs a failure many times to annotate source lines; our messages explain it instead.
 _PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
-# dev: quick local feedback; ci: what CI runs (Hypothesis loads it when CI is set); thorough: release checks.
-settings.register_profile("dev", max_examples=25, deadline=None, suppress_health_check=_HEALTH, phases=_PHASES)
-settings.register_profile("ci", max_examples=25, deadline=None, suppress_health_check=_HEALTH, phases=_PHASES, print_blob=True)
-settings.register_profile("thorough", max_examples=2000, deadline=None, suppress_health_check=_HEALTH, phases=_PHASES,
-                          print_blob=True)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+# quick: a first look while editing; dev (the default): local validation; ci: what CI runs (loaded when CI is set;
+# prints a @reproduce_failure blob); thorough: release checks (thousands of examples, the 10⁴-step runs).
+_COMMON = dict(deadline=None, suppress_health_check=_HEALTH, phases=_PHASES)
+if os.environ.get("CONFORMANCE_EXAMPLE_DB"):
+    # A directory CI keeps between runs (a cache or an artifact): every counterexample found once is replayed first
+    # by every later run, whatever its seed (Hypothesis's reuse phase).
+    _COMMON["database"] = DirectoryBasedExampleDatabase(os.environ["CONFORMANCE_EXAMPLE_DB"])
+settings.register_profile("quick", max_examples=10, **_COMMON)
+settings.register_profile("dev", max_examples=25, **_COMMON)
+settings.register_profile("ci", max_examples=25, print_blob=True, **_COMMON)
+settings.register_profile("thorough", max_examples=2000, print_blob=True, **_COMMON)
+PROFILES = ("quick", "dev", "ci", "thorough")
+
+
+def _load_profile(config) -> None:
+    """HYPOTHESIS_PROFILE, else ci when CI is set, else dev (Hypothesis's own --hypothesis-profile NAME wins)."""
+    if config.getoption("hypothesis_profile", None):
+        return
+    name = os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
+    if name not in PROFILES:
+        raise pytest.UsageError(f"HYPOTHESIS_PROFILE={name!r} is not a profile of this suite; use one of: "
+                                f"{', '.join(PROFILES)}")
+    settings.load_profile(name)
 
 pytest_plugins = ("pytester", "properties.report")
 
@@ -110,16 +128,6 @@ def _step_timeout(config) -> float:
     return seconds
 
 
-def _declared_deviations(config) -> list:
-    path = config.getoption("known_deviations")
-    if path is None:
-        return []
-    try:
-        return declared_deviations.load(path, RULES)
-    except declared_deviations.DeviationsFileError as e:
-        raise pytest.UsageError(str(e)) from None
-
-
 def _ranks(config) -> int:
     raw = config.getoption("ranks")
     try:
@@ -143,15 +151,26 @@ def _ranks(config) -> int:
     return n
 
 
+def _declared_deviations(config) -> list:
+    path = config.getoption("known_deviations")
+    if path is None:
+        return []
+    try:
+        return declared_deviations.load(path, RULES)
+    except declared_deviations.DeviationsFileError as e:
+        raise pytest.UsageError(str(e)) from None
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "applies_to(*rules): the test checks a property of these rules only")
     config.addinivalue_line("markers", "ranks: the test runs the implementation across --ranks N processes (and "
                                        "only those tests run under --ranks)")
+    _load_profile(config)
     adapters.STEP_TIMEOUT = _step_timeout(config)
+    declared_deviations.DECLARED[:] = _declared_deviations(config)
     config.ranks = _ranks(config)
     from properties.ranks import shutdown
     config.add_cleanup(shutdown)  # the rank processes of --ranks and of properties/test_distributed.py
-    declared_deviations.DECLARED[:] = _declared_deviations(config)
     plots.configure(config)  # --plots DIR, and the plugin drawing pictures of failing runs
     config.subjects = _subjects(config)
 

@@ -138,6 +138,17 @@ DEVIATIONS: list[KnownDeviation] = [
         example=lambda: _case("radam", [{"eps": 0.0}], [1.0], [[0.0]]),
     ),
     KnownDeviation(
+        "radam-foreach-nan-overflowing-square", "RAdam", ("foreach",),
+        when=lambda c: any(g is not None and np.any(np.abs(g) >= np.sqrt(torch.finfo(c.dtype).max))
+                           for row in c.grads for g in row),
+        reason="the same masked computation: with a gradient whose square overflows the dtype (|g| ≥ √max, so "
+               "v = inf) the rectified step is computed from inf and the NaN reaches θ in the unrectified phase "
+               "(ρ_t ≤ 5), where the rule takes θ − γ m̂ and never uses v; the for-loop path branches and stays "
+               "finite (found by the near-overflow gradients of the strategies)",
+        link=NOT_FILED,
+        example=lambda: _case("radam", [{"lr": 0.0, "betas": (0.0, 0.0)}], [-1.0], [[-1e155], [-1e155]]),
+    ),
+    KnownDeviation(
         "sgd-fused-late-first-gradient", "SGD", ("fused",),
         when=lambda c: any(g.hp["momentum"] != 0 and len(_first_gradient_steps(c, g)) > 1 for g in c.groups),
         reason="fused SGD with momentum raises TypeError ('expected Tensor ... but got NoneType') when a parameter "

@@ -15,6 +15,7 @@ reports its failure instead: the examples replayed while shrinking it say nothin
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -111,6 +112,7 @@ def _subject_of(item):
 def _counting(inner, examples: Counter):
     from hypothesis.errors import UnsatisfiedAssumption
 
+    @functools.wraps(inner)   # Hypothesis names the test, and keys its example database, by the inner function
     def counted(*args, **kwargs):
         examples["drawn"] += 1
         try:
