@@ -373,6 +373,11 @@ def shutdown() -> None:
 atexit.register(shutdown)
 
 
+def helper_pids() -> list[int]:
+    """The processes of the standard library's helpers (fork server, resource tracker) the pools started."""
+    return [pid for h in _STARTED if (pid := getattr(h, "_forkserver_pid", None) or getattr(h, "_pid", None))]
+
+
 def _subject_fields(subject: Subject, with_caps: bool = True) -> dict:
     return {"id": subject.id, "spec": subject.spec, "rule": subject.rule.name, "fixed": dict(subject.fixed),
             "caps": subject.caps if with_caps else None}
