@@ -99,3 +99,15 @@ def test_cancelling_variance_is_judged_for_finiteness_only():
                             {"foreach": False})
     with pytest.raises(NonConformance, match=r"actual nan"):
         check_trajectory(torch_rmsprop, CONSTANT_GRADIENT, known_deviations=False)
+
+
+def test_underflow_in_a_product_whose_order_the_implementation_chooses():
+    """RMSprop on a subnormal float32 gradient g = −1e-38 with γ = 1e-3, ε = 1e-10: an implementation forming γ·g
+    first gets a subnormal 1e-41 (spacing 1.4e-45: relative error up to 7e-5) that the division by ε carries into a
+    normal θ ≈ 1e-31; the reference's order (g/(√v + ε), then γ) never underflows. torch's RMSprop forms γ·g first
+    (addcdiv with value −γ) and is 3.3e-5 off, six times the tolerance of a model that perturbs only the reference's
+    own operations; the model's ±η/γ on g covers it, and the case is still judged (≪ 1%)."""
+    case = _case("rmsprop", [{"lr": 1e-3, "eps": 1e-10}], [[0.0]], [[[-1e-38]]], F32)
+    assert judged(case)
+    check_trajectory(Subject("torch.optim.RMSprop", torch.optim.RMSprop, RULES["rmsprop"], "torch.optim:RMSprop",
+                             {"foreach": False}), case)

@@ -26,6 +26,11 @@ Two terms, both computed from the case itself, never tuned:
    exactly). For the same reason every hyperparameter declared in [0, 1] (β, α, ρ, momentum: used as β or
    through 1 − β) moves by ±u absolute, the others (γ, ε, λ) by ±u relative — and becomes a 0-d tensor,
    so that what the rule derives from it (1 − β, β^t, 1 − β^t) is rounded like every other result.
+   Below the smallest normal number rounding is absolute (η, the subnormal spacing: ``RoundingNoise``), and which
+   product underflows depends on the implementation's order — γ·g formed first underflows where g/(√v + ε)·γ
+   does not — so each MCA run also moves θ and g by ±η/c, c the smallest factor a hyperparameter can put on them
+   (γ, λ, β or 1 − β; at most 1), without crossing zero: negligible for normal values, the whole story for
+   subnormal ones.
    Two correct implementations, or two samples, differ by amounts of the same order; ``SENSITIVITY_FACTOR`` = 8
    covers that spread.
 
@@ -169,7 +174,27 @@ def _mca_batch(case: Case, seed: int, batch: int | None):
         # 1 − β₂^t, which rounding of β₂^t moves by u/(1 − β₂^t) relative, would escape the model.
         return torch.tensor(v + sign() * u * (1.0 if name in fractions else abs(v)), dtype=torch.float64)
 
+    eta = subnormal_spacing(case.dtype)
+
+    def scalars(hp) -> list[float]:
+        """The hyperparameter-derived factors an implementation may multiply θ or g by before anything else."""
+        out = []
+        for k, v in hp.items():
+            for x in (v if isinstance(v, tuple) else (v,)):
+                if isinstance(x, bool) or not isinstance(x, float) or x == 0.0:
+                    continue
+                out += [abs(x), 1.0 - x] if k in fractions else [abs(x)] if k in ("lr", "weight_decay") else []
+        return [x for x in out if x > 0]
+
+    def underflow(x, c):
+        """x moved by ±η/c without crossing zero: the error of an implementation that forms c·x first, if c·x
+        underflows (γ·g, (1 − β)·g, λ·θ: the order of a product is the implementation's choice)."""
+        signs = torch.where(torch.rand(x.shape, generator=gen) < 0.5, -1.0, 1.0).to(torch.float64)
+        return torch.sign(x) * torch.clamp(torch.abs(x) + signs * eta / c, min=0.0)
+
     def noisy_update(θ, g, state, **hp):
+        c = min([1.0, *scalars(hp)])
+        θ, g = underflow(θ, c), underflow(g, c)
         θ, new = update(θ, g, state, **{k: noisy(k, v) for k, v in hp.items()})
         out = {}
         for k, v in new.items():
@@ -189,7 +214,7 @@ def _mca_batch(case: Case, seed: int, batch: int | None):
     perturbed = dataclasses.replace(case, rule=dataclasses.replace(case.rule, update=noisy_update),
                                     params=[stack(p) for p in case.params],
                                     grads=[[stack(g) for g in row] for row in case.grads])
-    with RoundingNoise(u, seed, eta=subnormal_spacing(case.dtype)):
+    with RoundingNoise(u, seed, eta=eta):
         return reference_trajectory(perturbed, torch.float64)
 
 
