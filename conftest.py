@@ -95,7 +95,7 @@ def _subjects(config) -> list[Subject]:
     if rule_name is None:
         raise pytest.UsageError(f"--optimizer {spec} needs --rule RULE; known rules: {', '.join(RULES)}")
     try:
-        subject = Subject(spec, resolve(spec), RULES[rule_name], spec, device=device)
+        subject = Subject(spec, resolve(spec, RULES[rule_name]), RULES[rule_name], spec, device=device)
         if config.ranks:  # a sharded constructor needs its process group: probe it in every rank
             from properties.ranks import probe_across
             probe_across(subject, config.ranks)

@@ -5,11 +5,16 @@ SPEC is ``package.module:Name``, ``package.module.Name`` or ``path/to/file.py:Na
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from reference.declarations import Rule
 
 SPEC_FORMS = "package.module:Name, package.module.Name or path/to/file.py:Name"
 
@@ -32,14 +37,22 @@ def _import_file(path: str) -> Any:
         spec.loader.exec_module(module)
     except Exception as e:
         del sys.modules[name]
-        raise SpecError(f"--optimizer: importing {path!r} raised {type(e).__name__}: {e}") from None
+        hint = f"; {OPTAX_INSTALL}" if isinstance(e, ModuleNotFoundError) and (e.name or "").split(".")[0] in (
+            "optax", "jax", "jaxlib") else ""
+        raise SpecError(f"--optimizer: importing {path!r} raised {type(e).__name__}: {e}{hint}") from None
     return module
+
+
+#: what to do when optax or jax is missing (they are an optional extra)
+OPTAX_INSTALL = "optax/jax is not installed; install them with `pip install -r requirements.txt` or `pip install '.[optax]'`"
 
 
 def _import_module(name: str) -> Any:
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] in ("optax", "jax", "jaxlib"):
+            raise SpecError(f"--optimizer: cannot import module {name!r}: {OPTAX_INSTALL}") from None
         missing = f" (module {e.name!r} not found)" if e.name and e.name != name else ""
         raise SpecError(f"--optimizer: cannot import module {name!r}{missing}; SPEC forms: {SPEC_FORMS}") from None
     except Exception as e:
@@ -57,8 +70,9 @@ def _attribute(module: Any, dotted: str, where: str) -> Any:
     return obj
 
 
-def resolve(spec: str) -> Callable:
-    """The class or factory named by ``spec``; SpecError (one line) when it cannot be resolved."""
+def resolve(spec: str, rule: "Rule | None" = None) -> Callable:
+    """The class or factory named by ``spec``; SpecError (one line) when it cannot be resolved. Given the ``rule``
+    it is checked against, an optax optimizer or a NumPy step function comes back adapted (``adapt``)."""
     spec = spec.strip()
     if not spec:
         raise SpecError(f"--optimizer is empty; give {SPEC_FORMS}")
@@ -79,11 +93,65 @@ def resolve(spec: str) -> Callable:
     if not callable(obj):
         raise SpecError(f"--optimizer {spec!r} names a {type(obj).__name__}, not a class or factory called as "
                         "(params, **hyperparameters)")
-    return obj
+    return obj if rule is None else adapt(obj, rule, spec)
+
+
+#: spec -> the rule its optax optimizer or NumPy step function was adapted for, so that the reproducer rebuilds
+#: the same adapter (one --optimizer and one --rule per run)
+_ADAPTED: dict[str, str] = {}
+
+
+def _is_optax(obj: Any) -> bool:
+    """An optax alias (or a functools.partial of one), or a factory whose first parameter is ``learning_rate``
+    (optax's spelling; a torch.optim-style factory takes ``params`` first)."""
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    if (getattr(obj, "__module__", None) or "").split(".")[0] == "optax":
+        return True
+    try:
+        first = next(iter(inspect.signature(obj).parameters), None)
+    except (TypeError, ValueError):
+        return False
+    return first == "learning_rate"
+
+
+def adapt(obj: Callable, rule: "Rule", spec: str | None = None) -> Callable:
+    """``obj`` as a torch.optim-style factory for ``rule``: an optax optimizer (``optimizers/optax_adapter.py``) or a
+    NumPy step function ``(params, grads, state, hyperparameters)`` (``optimizers/numpy_adapter.py``) is wrapped;
+    anything else comes back as it is."""
+    from optimizers.numpy_adapter import is_numpy_step_function, numpy_optimizer
+    if _is_optax(obj):
+        try:
+            from optimizers.optax_adapter import optax_optimizer
+        except ModuleNotFoundError as e:
+            raise SpecError(f"--optimizer {spec or obj!r}: {OPTAX_INSTALL} ({e.name!r} not found)") from None
+        try:
+            factory = optax_optimizer(obj, rule)
+        except TypeError as e:
+            raise SpecError(f"--optimizer {spec or obj!r}: {e}") from None
+    elif is_numpy_step_function(obj):
+        factory = numpy_optimizer(obj, rule)
+    else:
+        return obj
+    if spec is not None:
+        _ADAPTED[spec] = rule.name
+    return factory
 
 
 def reproducer_import(spec: str) -> str:
-    """Python lines that bind the implementation named by ``spec`` to ``Impl``, without the suite."""
+    """Python lines that bind the implementation named by ``spec`` to ``Impl``, without the suite; an adapted optax
+    optimizer or NumPy step function is wrapped by the suite's adapter (the script then runs from the suite's root)."""
+    lines = _bind_impl(spec)
+    if spec in _ADAPTED:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        lines += (f"\nsys.path.insert(0, {root!r})  # the suite's optax/NumPy adapter, and the rule it maps to\n"
+                  "from optimizers.loading import adapt\nfrom reference.registry import RULES\n"
+                  f"Impl = adapt(Impl, RULES[{_ADAPTED[spec]!r}])")
+        lines = "import sys\n" + lines
+    return lines
+
+
+def _bind_impl(spec: str) -> str:
     if ":" in spec:
         where, _, name = spec.rpartition(":")
         if where.endswith(".py") or "/" in where or os.sep in where:

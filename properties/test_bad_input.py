@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAJECTORY = "properties/test_trajectory.py::test_trajectory_matches_reference_rule"
@@ -25,6 +26,8 @@ BAD_INPUT = [
     ("spec-does-not-resolve", ["--optimizer", "torch.optim:Adamm", "--rule", "adam"], 4, r"Adamm"),
     ("spec-file-missing", ["--optimizer", "missing/file.py:Adam", "--rule", "adam"], 4, r"missing/file\.py"),
     ("not-an-optimizer", ["--optimizer", f"{MISBEHAVING}:NoStep", "--rule", "sgd"], 4, r"no step\(\) method"),
+    ("numpy-step-function-for-another-rule", ["--optimizer", "optimizers.numpy_examples:adam", "--rule", "sgd"], 4,
+     r"constructing it .* raised KeyError: 'betas'"),
     ("unknown-rule", ["--optimizer", "torch.optim:Adam", "--rule", "adamx"], 4, r"'adamx' is not a known rule.*adam"),
     ("rule-without-optimizer", ["--rule", "adam"], 4, r"--rule adam needs --optimizer"),
     ("optimizer-without-rule", ["--optimizer", "torch.optim:Adam"], 4, r"needs --rule RULE"),
@@ -67,7 +70,9 @@ def _torch_imported():
 def run_suite(pytester, monkeypatch, args):
     """Run the suite in-process from the project root, as a user would from the command line."""
     monkeypatch.chdir(ROOT)
-    return pytester.runpytest_inprocess("-p", "no:warnings", *args)
+    # the same profile as the outer run: the inner run's conftest loads one, and Hypothesis's profile is global
+    profile = f"--hypothesis-profile={settings._current_profile}"
+    return pytester.runpytest_inprocess("-p", "no:warnings", profile, *args)
 
 
 @pytest.mark.parametrize("args, code, says", [pytest.param(a, c, s, id=i) for i, a, c, s in BAD_INPUT])

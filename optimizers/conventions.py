@@ -1,0 +1,140 @@
+"""How a rule's hyperparameters are spelled by another framework: one declaration per rule and target.
+
+A rule names its hyperparameters as torch does (``lr``, ``betas``, ``alpha``, ...). A target that spells them
+otherwise gets a ``Convention``: which keyword of the target each hyperparameter becomes (``betas`` → ``(b1, b2)``),
+how a value is converted (optax spells "no momentum" ``None``, torch ``0``), which hyperparameters the target
+cannot express at all — those are *not accepted*: the suite holds them at the rule's defaults and says so in the
+run header (``Subject.held()``) — and the sign of what the target returns.
+
+* NumPy step functions (``optimizers/numpy_adapter.py``): the identity. They receive the rule's own names.
+* optax (``optimizers/optax_adapter.py``): ``OPTAX`` below, one entry per (rule, optax alias) the findings cover.
+  A pair not declared gets ``generic_convention``: ``lr`` → ``learning_rate``, ``betas`` → ``(b1, b2)``, and every
+  other hyperparameter by its own name where the alias has that keyword; the rest not accepted.
+  optax returns *updates to add* (θ ← θ + u, ``optax.apply_updates``), the learning rate's minus sign inside
+  (``scale_by_learning_rate(flip_sign=True)``): ``sign = +1``.
+
+Differences of *meaning* under the same name (optax's ``eps`` inside the square root in rmsprop and adagrad) are not
+conventions: the mapping passes the value through, and the trajectory check reports the difference — that is the
+finding. Where the target implements a different rule, that rule is declared in ``reference/optax_rules.py``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """A value converted on its way to the target (``to``) and back (``back``, for the target's defaults)."""
+
+    to: Callable[[Any], Any]
+    back: Callable[[Any], Any]
+    why: str
+
+
+#: optax's aliases take ``momentum=None`` for "no momentum"; 0 through ``optax.trace`` would be the same arithmetic,
+#: but None is the path an optax user without momentum runs.
+NONE_FOR_ZERO = Conversion(to=lambda v: None if v == 0 else v, back=lambda v: 0.0 if v is None else v,
+                           why="optax spells no momentum None")
+
+
+@dataclass(frozen=True)
+class Convention:
+    """The rule's hyperparameters as the target spells them.
+
+    ``names``: rule hyperparameter → target keyword, or a tuple of keywords for a pair (``betas`` → ``(b1, b2)``).
+    ``inexpressible``: rule hyperparameter → why the target cannot express it (held at the rule's default).
+    ``sign``: the target's result u is applied as θ ← θ + sign·u.
+    """
+
+    rule: str
+    target: str
+    names: dict
+    conversions: dict = field(default_factory=dict)
+    inexpressible: dict = field(default_factory=dict)
+    sign: int = +1
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        return tuple(self.names)
+
+    def translate(self, hp: dict) -> dict:
+        """The target's keyword arguments for the rule's hyperparameters ``hp`` (those accepted)."""
+        out = {}
+        for name, keyword in self.names.items():
+            if name not in hp:
+                continue
+            value = self.conversions[name].to(hp[name]) if name in self.conversions else hp[name]
+            if isinstance(keyword, tuple):
+                out.update(zip(keyword, value))
+            else:
+                out[keyword] = value
+        return out
+
+    def back(self, target_defaults: dict) -> dict:
+        """The rule's hyperparameters for the target's keyword values ``target_defaults`` (those it has)."""
+        out = {}
+        for name, keyword in self.names.items():
+            keywords = keyword if isinstance(keyword, tuple) else (keyword,)
+            if not all(k in target_defaults for k in keywords):
+                continue
+            value = tuple(target_defaults[k] for k in keywords) if isinstance(keyword, tuple) else target_defaults[keyword]
+            out[name] = self.conversions[name].back(value) if name in self.conversions else value
+        return out
+
+
+NO_MAXIMIZE = "optax has no maximize (negate the loss instead)"
+NO_WEIGHT_DECAY = "this alias has no weight decay (optax.add_decayed_weights chained before it is another optimizer)"
+
+OPTAX: tuple[Convention, ...] = (
+    Convention("adam", "adam", {"lr": "learning_rate", "betas": ("b1", "b2"), "eps": "eps"},
+               inexpressible={"weight_decay": NO_WEIGHT_DECAY, "amsgrad": "AMSGrad is the separate alias optax.amsgrad",
+                              "maximize": NO_MAXIMIZE,
+                              "decoupled_weight_decay": "decoupled weight decay is the separate alias optax.adamw"}),
+    Convention("adamw", "adamw", {"lr": "learning_rate", "betas": ("b1", "b2"), "eps": "eps",
+                                  "weight_decay": "weight_decay"},
+               inexpressible={"amsgrad": "optax.adamw has no AMSGrad", "maximize": NO_MAXIMIZE}),
+    Convention("sgd", "sgd", {"lr": "learning_rate", "momentum": "momentum", "nesterov": "nesterov"},
+               conversions={"momentum": NONE_FOR_ZERO},
+               inexpressible={"dampening": "optax.trace has no dampening", "weight_decay": NO_WEIGHT_DECAY,
+                              "maximize": NO_MAXIMIZE}),
+    Convention("rmsprop", "rmsprop", {"lr": "learning_rate", "alpha": "decay", "eps": "eps", "momentum": "momentum",
+                                      "centered": "centered"},
+               conversions={"momentum": NONE_FOR_ZERO},
+               inexpressible={"weight_decay": NO_WEIGHT_DECAY, "maximize": NO_MAXIMIZE}),
+    Convention("adagrad", "adagrad", {"lr": "learning_rate", "initial_accumulator_value": "initial_accumulator_value",
+                                      "eps": "eps"},
+               inexpressible={"lr_decay": "optax.adagrad has no learning-rate decay (pass a schedule instead)",
+                              "weight_decay": NO_WEIGHT_DECAY, "maximize": NO_MAXIMIZE}),
+    # optax's own rules (reference/optax_rules.py) keep optax's names; only the learning rate is the suite's lr
+    Convention("optax_rmsprop", "rmsprop", {
+        "lr": "learning_rate", "decay": "decay", "eps": "eps", "initial_scale": "initial_scale",
+        "eps_in_sqrt": "eps_in_sqrt", "centered": "centered", "momentum": "momentum", "nesterov": "nesterov",
+        "bias_correction": "bias_correction"}, conversions={"momentum": NONE_FOR_ZERO}),
+    Convention("optax_adagrad", "adagrad", {"lr": "learning_rate", "initial_accumulator_value":
+                                            "initial_accumulator_value", "eps": "eps"}),
+)
+
+
+def generic_convention(rule_name: str, rule_names: Iterable[str], target: str, keywords: Iterable[str]) -> Convention:
+    """For a (rule, alias) pair not declared: the learning rate, betas, and hyperparameters of the same name."""
+    keywords = set(keywords)
+    names, inexpressible = {}, {}
+    for n in rule_names:
+        if n == "lr" and "learning_rate" in keywords:
+            names[n] = "learning_rate"
+        elif n == "betas" and {"b1", "b2"} <= keywords:
+            names[n] = ("b1", "b2")
+        elif n in keywords:
+            names[n] = n
+        else:
+            inexpressible[n] = f"optax.{target} has no keyword {n!r} (no convention declared for this pair)"
+    return Convention(rule_name, target, names, inexpressible=inexpressible)
+
+
+def optax_convention(rule_name: str, rule_names: Iterable[str], target: str, keywords: Iterable[str]) -> Convention:
+    """The declared convention for ``rule_name`` on ``optax.<target>``, else the generic one."""
+    for c in OPTAX:
+        if c.rule == rule_name and c.target == target:
+            return c
+    return generic_convention(rule_name, rule_names, target, keywords)

@@ -1,0 +1,299 @@
+"""The optax and NumPy adapters (``optimizers/optax_adapter.py``, ``optimizers/numpy_adapter.py``): what they run
+conforms where it should, the suite still catches a bug through them, the hyperparameter conventions
+(``optimizers/conventions.py``) are applied and complete, and each difference found between optax and torch's
+rules is shown on its own hand-checked example.
+
+The optax tests skip, saying why, where optax is not installed (it is an optional extra). Searches here run float64
+cases whose values are normal numbers (``normal_numbers``): XLA on CPU flushes subnormal numbers to zero, a
+difference of JAX's shown once, by ``OPTAX_DIFFERENCES``, not rediscovered by every search.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import inspect
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, Phase, given, settings
+
+from optimizers import numpy_examples
+from optimizers.adapters import ImplementationError, Subject, implementation_trajectory
+from optimizers.conventions import OPTAX
+from optimizers.loading import OPTAX_INSTALL, SpecError, adapt, resolve
+from optimizers.numpy_adapter import is_numpy_step_function
+from properties.assertions import NonConformance
+from properties.strategies import cases
+from properties.test_bad_input import TRAJECTORY, run_suite
+from properties.test_trajectory import check_trajectory
+from reference.registry import RULES
+from reference.trajectory import Case, Group, reference_trajectory
+
+try:
+    from properties.test_contract import CONTRACT_CHECKS
+except ImportError:
+    CONTRACT_CHECKS = []
+
+HAVE_OPTAX = importlib.util.find_spec("optax") is not None
+NO_OPTAX = f"optax is not installed ({OPTAX_INSTALL})"
+needs_optax = pytest.mark.skipif(not HAVE_OPTAX, reason=NO_OPTAX)
+
+#: examples per search: the NumPy subjects are cheap; an optax one compiles per hyperparameter set
+NUMPY_EXAMPLES, OPTAX_EXAMPLES = 20, 8
+
+
+def normal_numbers(case: Case) -> Case:
+    """``case`` with every subnormal parameter or gradient element set to 0 (the same case for both sides)."""
+    tiny = torch.finfo(case.dtype).smallest_normal
+
+    def flush(a):
+        return None if a is None else np.where(np.abs(a) < tiny, 0.0, a)
+
+    return dataclasses.replace(case, params=[flush(p) for p in case.params],
+                               grads=[[flush(g) for g in row] for row in case.grads])
+
+
+def search(subject: Subject, max_examples: int, dtype=torch.float64, contract: bool = True) -> None:
+    """The trajectory check (and the contract checks) on ``max_examples`` drawn cases; raises the first failure."""
+
+    @settings(max_examples=max_examples, phases=[Phase.generate], deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=cases(subject, dtype).map(normal_numbers))
+    def run(case):
+        for check in [check_trajectory, *(CONTRACT_CHECKS if contract else [])]:
+            check(subject, case)
+
+    run()
+
+
+def caught(subject: Subject, max_examples: int) -> BaseException | None:
+    try:
+        search(subject, max_examples, contract=False)
+    except (NonConformance, ImplementationError) as e:
+        return e
+    return None
+
+
+def adapted(spec: str, rule: str) -> Subject:
+    return Subject(spec, resolve(spec, RULES[rule]), RULES[rule], spec)
+
+
+# ---- NumPy step functions ------------------------------------------------------------------------------------------
+def adam_without_first_bias_correction(params, grads, state, hyperparameters):
+    """Planted bug: numpy_examples.adam, but m is not divided by 1 − β1^t (the step uses m_t, not m̂_t)."""
+    beta1 = hyperparameters["betas"][0]
+    t = state.get("step", 0) + 1
+    return numpy_examples.adam(params, grads, state, {**hyperparameters, "lr": hyperparameters["lr"] * (1 - beta1**t)})
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+def test_numpy_example_conforms_to_its_rule(name, dtype):
+    """numpy_examples.adam and .sgd, run through the NumPy adapter, conform to torch's adam and sgd rules on drawn
+    cases (trajectory and contract checks: state_dict round trip, parameters updated in place, .grad untouched)."""
+    search(adapted(f"optimizers.numpy_examples:{name}", name), NUMPY_EXAMPLES, dtype)
+
+
+def test_planted_numpy_bug_is_caught():
+    """A NumPy Adam that forgets the first moment's bias correction is reported as non-conforming."""
+    spec = "properties/test_adapters.py:adam_without_first_bias_correction"
+    subject = Subject(spec, adapt(adam_without_first_bias_correction, RULES["adam"], spec), RULES["adam"], spec)
+    assert caught(subject, 100) is not None, "the suite did not catch the planted NumPy bug in 100 examples"
+
+
+def test_numpy_step_function_is_recognised_by_its_signature():
+    """A plain function of four parameters without defaults is adapted, and takes every hyperparameter of the rule
+    (under the rule's names, with its defaults); torch.optim classes and factories are left as they are."""
+    assert is_numpy_step_function(numpy_examples.adam) and is_numpy_step_function(numpy_examples.sgd)
+    assert not is_numpy_step_function(torch.optim.Adam)
+    assert not is_numpy_step_function(lambda params, lr=0.1, momentum=0.0, nesterov=False: None)
+    factory = resolve("optimizers.numpy_examples:sgd", RULES["sgd"])
+    assert dict(list(inspect.signature(factory).parameters.items())[1:]) == {
+        n: inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d) for n, d in RULES["sgd"].defaults().items()}
+    assert resolve("torch.optim:SGD", RULES["sgd"]) is torch.optim.SGD
+
+
+def test_numpy_step_function_for_another_rule_fails_at_construction():
+    """The adapter calls the step function once at construction: Adam's function given sgd's hyperparameters fails
+    there (a usage error naming what it lacks), not in the middle of a run."""
+    with pytest.raises(KeyError, match="betas"):
+        resolve("optimizers.numpy_examples:adam", RULES["sgd"])([torch.nn.Parameter(torch.zeros(2))])
+
+
+def test_parameter_without_gradient_keeps_its_state():
+    """A parameter without a gradient at a step is not updated and its state is held (torch's semantics): SGD with
+    momentum, gradient 1, none, 1 — the second update uses b = μ·1 + 1, not a buffer decayed at the skipped step."""
+    opt = resolve("optimizers.numpy_examples:sgd", RULES["sgd"])([p := torch.nn.Parameter(torch.zeros(()))],
+                                                                  lr=1.0, momentum=0.5)
+    for g in (1.0, None, 1.0):
+        p.grad = None if g is None else torch.tensor(g)
+        opt.step()
+    assert p.item() == -(1.0 + (0.5 * 1.0 + 1.0)), p.item()
+
+
+# ---- optax: missing, conventions, conformance -----------------------------------------------------------------------
+def test_missing_optax_is_one_line_saying_how_to_install(monkeypatch, pytester):
+    """Without optax (simulated: ``sys.modules['optax'] = None``), ``--optimizer optax:adam`` ends as a usage error
+    of one line that says optax/jax is missing and how to install it."""
+    monkeypatch.setitem(sys.modules, "optax", None)
+    with pytest.raises(SpecError, match="optax/jax is not installed; install them with `pip install -r"):
+        resolve("optax:adam", RULES["adam"])
+    result = run_suite(pytester, monkeypatch, ["--optimizer", "optax:adam", "--rule", "adam", TRAJECTORY])
+    errors = [line for line in result.errlines if line.strip()]
+    assert result.ret == 4 and len(errors) == 1 and "pip install -r requirements.txt" in errors[0], errors
+
+
+@needs_optax
+def test_optax_transformation_that_is_not_an_optimizer_is_a_usage_error():
+    """``optax:scale_by_adam`` (no learning rate: a transformation, not an optimizer) is refused in one line."""
+    with pytest.raises(SpecError, match="takes no learning_rate"):
+        resolve("optax:scale_by_adam", RULES["adam"])
+
+
+@needs_optax
+@pytest.mark.parametrize("convention", OPTAX, ids=[f"{c.rule}-optax.{c.target}" for c in OPTAX])
+def test_convention_names_every_hyperparameter_and_only_real_keywords(convention):
+    """Each declared convention maps every hyperparameter of its rule to a keyword the optax alias has, or says
+    why the alias cannot express it — nothing is dropped silently."""
+    import optax
+    keywords = set(inspect.signature(getattr(optax, convention.target)).parameters)
+    rule = RULES[convention.rule]
+    assert set(convention.names) | set(convention.inexpressible) == set(rule.names)
+    assert not set(convention.names) & set(convention.inexpressible)
+    for name, keyword in convention.names.items():
+        assert set(keyword if isinstance(keyword, tuple) else (keyword,)) <= keywords, (name, keyword)
+
+
+@needs_optax
+def test_held_hyperparameters_are_those_optax_cannot_express():
+    """Run through the adapter, optax.adam varies lr, betas and eps, and the suite holds the rest at the rule's
+    defaults (the run header prints both)."""
+    subject = adapted("optax:adam", "adam")
+    assert subject.varied() == ("lr", "betas", "eps")
+    assert subject.held() == {"weight_decay": 0.0, "amsgrad": False, "maximize": False,
+                              "decoupled_weight_decay": False}
+
+
+@needs_optax
+@pytest.mark.parametrize("alias, rule", [("adam", "adam"), ("sgd", "sgd"), ("rmsprop", "optax_rmsprop"),
+                                         ("adagrad", "optax_adagrad")])
+def test_optax_conforms_through_the_adapter(alias, rule):
+    """optax.adam and optax.sgd (momentum, Nesterov) conform to torch's adam and sgd rules, and optax.rmsprop and
+    optax.adagrad to optax's own rules (``reference/optax_rules.py``), on drawn float64 cases of normal numbers,
+    trajectory and contract checks."""
+    search(adapted(f"optax:{alias}", rule), OPTAX_EXAMPLES)
+
+
+@needs_optax
+@pytest.mark.parametrize("mistake", ["betas swapped", "updates subtracted"])
+def test_planted_convention_error_is_caught(mistake):
+    """A convention that maps betas to (b2, b1), or applies optax's updates with the wrong sign, is caught: the
+    mapping is applied, and checked through the trajectory."""
+    from optimizers.optax_adapter import optax_optimizer
+    import optax
+    right = next(c for c in OPTAX if c.rule == "adam" and c.target == "adam")
+    wrong = (dataclasses.replace(right, names={**right.names, "betas": ("b2", "b1")}) if mistake == "betas swapped"
+             else dataclasses.replace(right, sign=-1))
+    subject = Subject(f"optax:adam ({mistake})", optax_optimizer(optax.adam, RULES["adam"], wrong), RULES["adam"],
+                      "optax:adam")
+    assert caught(subject, 100) is not None, f"a convention with {mistake} was not caught in 100 examples"
+
+
+@needs_optax
+def test_default_differences_are_reported():
+    """The defaults optax gives differently from torch's rules, as optax 0.2.8's signatures state them: adamw's
+    weight decay 1e-4 (torch 1e-2), rmsprop's decay 0.9 (torch's α 0.99), adagrad's initial accumulator 0.1 and ε
+    1e-7 (torch 0 and 1e-10); adam and sgd none."""
+    import optax
+    from optimizers.optax_adapter import default_differences
+    assert {r: default_differences(getattr(optax, r), RULES[r]) for r in ("adam", "adamw", "sgd", "rmsprop",
+                                                                         "adagrad")} == {
+        "adam": {}, "sgd": {}, "adamw": {"weight_decay": (1e-2, 1e-4)}, "rmsprop": {"alpha": (0.99, 0.9)},
+        "adagrad": {"initial_accumulator_value": (0.0, 0.1), "eps": (1e-10, 1e-7)}}
+
+
+# ---- optax's differences from torch's rules, each on its hand-checked example ---------------------------------------
+def _case(rule: str, hp: dict, theta0, grads, lrs=None, dtype=torch.float64) -> Case:
+    r = RULES[rule]
+    hp = {**r.defaults(), **hp}
+    lrs = [[hp["lr"]] for _ in grads] if lrs is None else [[lr] for lr in lrs]
+    return Case(r, [Group((0,), hp)], [np.asarray(theta0, dtype=np.float64)],
+                [[np.asarray(g, dtype=np.float64)] for g in grads], lrs, dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Difference:
+    """optax differs from torch's ``case.rule`` on ``case``: the implementation's value is ``actual`` (derived by
+    hand from optax's source, not read from a run), not the rule's. ``own``: where optax implements another rule,
+    that rule and the same optimizer's hyperparameters in its names; optax conforms to it on the same case."""
+
+    name: str
+    spec: str
+    case: Case
+    actual: float
+    why: str
+    own: tuple[str, dict] | None = None
+
+
+OPTAX_DIFFERENCES = [
+    # XLA:CPU flushes subnormal inputs and results to zero (JAX works as intended: jax-ml/jax#16200, #26658): the
+    # subnormal gradient −1e-310 is read as 0, so θ = 0 − 1e10·g stays 0 instead of 1e-300. Every alias, every
+    # rule, float32 and float64 (the tolerance model allows an absolute error of the smallest normal number, so
+    # the example makes a normal result out of a subnormal input).
+    Difference("subnormals-flushed", "optax:sgd", _case("sgd", {"lr": 1e10}, [0.0], [[-1e-310]]), 0.0,
+               "XLA on CPU flushes subnormal numbers to zero (FTZ/DAZ): a subnormal gradient or parameter is 0"),
+    # ε inside the root (eps_in_sqrt=True, optax's default): θ = −1 − 1·(−1)/√(0.01 + 1e-8), not ... /(0.1 + 1e-8)
+    Difference("rmsprop-eps-in-sqrt", "optax:rmsprop",
+               _case("rmsprop", {"lr": 1.0, "alpha": 0.99, "eps": 1e-8}, [-1.0], [[-1.0]]),
+               -1.0 + 1.0 / np.sqrt(0.01 + 1e-8), "ε inside the square root (eps_in_sqrt=True by default)",
+               own=("optax_rmsprop", {"lr": 1.0, "decay": 0.99, "eps": 1e-8})),
+    # lr scales before the momentum trace: with α = 0, ε = 0 each direction is g/|g| = 1; lr 1 then 2, μ = 0.5:
+    # torch b = 1, 1.5 and θ = −1·1 − 2·1.5 = −4; optax's trace sums γ-scaled steps −1, then −2 + 0.5·(−1): −3.5
+    Difference("rmsprop-lr-inside-momentum", "optimizers.optax_adapter:rmsprop_eps_outside_sqrt",
+               _case("rmsprop", {"lr": 1.0, "alpha": 0.0, "eps": 0.0, "momentum": 0.5}, [0.0], [[1.0], [1.0]],
+                     lrs=[1.0, 2.0]), -3.5,
+               "the learning rate scales the step before the momentum trace (agrees with torch only at constant lr)",
+               own=("optax_rmsprop", {"lr": 1.0, "decay": 0.0, "eps": 0.0, "momentum": 0.5, "eps_in_sqrt": False})),
+    # ε inside the root: θ = 0 − 1·1e-4/√(1e-8 + 1e-10), not 1e-4/(1e-4 + 1e-10)
+    Difference("adagrad-eps-in-sqrt", "optax:adagrad",
+               _case("adagrad", {"lr": 1.0, "eps": 1e-10, "initial_accumulator_value": 0.0}, [0.0], [[1e-4]]),
+               -1e-4 / np.sqrt(1e-8 + 1e-10), "ε inside the square root",
+               own=("optax_adagrad", {"lr": 1.0, "eps": 1e-10, "initial_accumulator_value": 0.0})),
+]
+
+
+@needs_optax
+@pytest.mark.parametrize("difference", OPTAX_DIFFERENCES, ids=[d.name for d in OPTAX_DIFFERENCES])
+def test_optax_difference_still_shows(difference):
+    """optax's result on the example is the hand-derived one, which the suite reports as non-conforming to
+    torch's rule; where optax implements its own rule, it conforms to it on the same example. If optax changes,
+    this fails: the findings are then out of date."""
+    subject = adapted(difference.spec, difference.case.rule.name)
+    actual = implementation_trajectory(subject, difference.case)[-1][0].item()
+    assert actual == pytest.approx(difference.actual, rel=1e-6, abs=0.0), (actual, difference.actual)
+    with pytest.raises(NonConformance):
+        check_trajectory(subject, difference.case, known_deviations=False)
+    if difference.own is not None:
+        name, hp = difference.own
+        own_rule = RULES[name]
+        case = dataclasses.replace(difference.case, rule=own_rule, groups=[Group((0,), {**own_rule.defaults(), **hp})])
+        check_trajectory(adapted(difference.spec, name), case, known_deviations=False)
+        assert reference_trajectory(case)[-1][0].item() == pytest.approx(difference.actual, rel=1e-12)
+
+
+@needs_optax
+def test_reproducer_of_an_optax_failure_runs_outside_the_suite(tmp_path):
+    """The script printed with an optax subject's failure runs in a fresh interpreter, outside the repository, and
+    reproduces the failure (exit 1 on its assertion, after printing actual and expected)."""
+    difference = next(d for d in OPTAX_DIFFERENCES if d.name == "rmsprop-eps-in-sqrt")
+    subject = adapted(difference.spec, difference.case.rule.name)
+    with pytest.raises(NonConformance) as failure:
+        check_trajectory(subject, difference.case, known_deviations=False)
+    script = str(failure.value).split("-" * 72)[1]
+    (tmp_path / "repro.py").write_text(script)
+    run = subprocess.run([sys.executable, "repro.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "AssertionError" in run.stderr and "actual 8.99999" in run.stdout, (
+        run.stdout + run.stderr)
