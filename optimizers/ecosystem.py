@@ -13,6 +13,7 @@ The libraries are imported only when a factory is called: this module imports wi
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import inspect
@@ -112,16 +113,21 @@ def load_class(load: str):
 
 def factory(entry: Entry) -> Callable:
     """A constructor ``(params, <the rule's names the class takes>)`` that builds ``entry``'s class with its
-    mapping, renaming the keys of param-group dicts too (set_lrs writes ``lr`` into the groups: every class here
-    calls it ``lr``)."""
+    mapping, renaming the keys of param-group dicts too, those given to ``add_param_group`` later included
+    (set_lrs writes ``lr`` into the groups: every class here calls it ``lr``)."""
     m = entry.mapping
 
     def build(params, **hp):
         cls = load_class(entry.load)
         params = list(params)
-        groups = [{**m.library_kwargs({k: v for k, v in g.items() if k != "params"}), "params": g["params"]}
-                  if isinstance(g, dict) else g for g in params]
-        return cls(groups, **m.library_kwargs(hp), **m.fixed)
+        def library_group(g):
+            return {**m.library_kwargs({k: v for k, v in g.items() if k != "params"}), "params": g["params"]}
+
+        opt = cls([library_group(g) if isinstance(g, dict) else g for g in params], **m.library_kwargs(hp), **m.fixed)
+        add = getattr(opt, "add_param_group", None)
+        if callable(add):   # a group added later is in the rule's names too
+            opt.add_param_group = lambda group: add(library_group(group))
+        return opt
 
     build.__signature__ = inspect.Signature(
         [inspect.Parameter("params", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
@@ -175,7 +181,8 @@ ENTRIES: list[Entry] = [
           "timm.optim.nadam:NAdamLegacy", "docstring: 'Implements Nadam algorithm ... deprecated in favour of "
           "torch.optim.NAdam'", name="timm_NAdamLegacy"),
     Entry("timm", "timm.optim.RAdamLegacy", "radam", Mapping(("lr", "betas", "eps", "weight_decay")),
-          "timm.optim.radam:RAdamLegacy", "docstring: 'PyTorch RAdam optimizer'", name="timm_RAdamLegacy"),
+          "timm.optim.radam:RAdamLegacy", "docstring: 'PyTorch RAdam optimizer'", name="timm_RAdamLegacy",
+          variants=("radam_decoupled",)),
     Entry("timm", "timm.optim.SGDW", "sgd", Mapping(("lr", "momentum", "dampening", "weight_decay", "nesterov",
                                                      "maximize")),
           "timm.optim.sgdw:SGDW", "name: SGD with decoupled weight decay (Loshchilov & Hutter)", name="timm_SGDW",
@@ -226,6 +233,26 @@ ENTRIES: list[Entry] = [
 ]
 
 
+#: what reading each class's source showed about its differences, verified by running the counterexamples by hand
+NOTES = {
+    'timm_RAdamLegacy': 'step() computes in float32 (p.float(), float32 state) and copies back, so float64 parameters get float32 arithmetic; weight decay is decoupled (p_fp32.add_(p_fp32, alpha=-weight_decay * lr))',
+    'timm_SGDW': 'decays θ by (1 − lr·λ) before the momentum step (param.mul_(1. - wd_scale * weight_decay)); the gradient is not decayed',
+    'timm_RMSpropTF': 'documented TensorFlow conventions: square_avg starts at ones, eps inside the sqrt, lr accumulated in the momentum buffer, averages updated as v += (1 − α)(g² − v)',
+    'heavyball_SGD': "storage_dtype='float32' by default, and the learning rate enters the update in float32; step() sets p.grad to None after the step",
+    'heavyball_NAdam': "storage_dtype='float32' by default; step() sets p.grad to None after the step",
+    'heavyball_AdamW': "storage_dtype='float32' by default; step() sets p.grad to None after the step",
+    'po_AdaDelta': "pytorch-optimizer's BaseOptimizer.maximize_gradient negates p.grad in place (grad.neg_()) and reads maximize from the constructor (self.maximize), not from the param group; rejects rho = 1 (ValueError)",
+    'po_AdaMax': "pytorch-optimizer's BaseOptimizer.maximize_gradient negates p.grad in place (grad.neg_()) and reads maximize from the constructor (self.maximize), not from the param group; the bias correction 1 − β1^t counts the group's steps (group['step']), not the parameter's, so a parameter that had no gradient at some step is corrected for steps it did not take",
+    'po_RAdam': "pytorch-optimizer's BaseOptimizer.maximize_gradient negates p.grad in place (grad.neg_()) and reads maximize from the constructor (self.maximize), not from the param group; t is the group's step count; with weight_decouple=False weight decay is not applied at all (apply_weight_decay gets grad=None); while ρ_t < 5 with degenerated_to_sgd=False (the default) θ is not updated, where the rule takes θ − γ m̂",
+    'po_SGDW': "pytorch-optimizer's BaseOptimizer.maximize_gradient negates p.grad in place (grad.neg_()) and reads maximize from the constructor (self.maximize), not from the param group; weight_decouple=True by default (θ ← θ(1 − lr·λ)); coupled decay adds λθ into p.grad in place",
+    'po_QHAdam': "pytorch-optimizer's BaseOptimizer.maximize_gradient negates p.grad in place (grad.neg_()) and reads maximize from the constructor (self.maximize), not from the param group; t is the group's step count",
+    'to_RAdam': 'rejects lr = 0 (ValueError)',
+    'to_SGDW': 'rejects lr = 0 (ValueError); weight decay subtracts the constant lr·λ from every element (p.data.add_(weight_decay, alpha=-lr)), not lr·λ·θ: θ = 10, g = 0, lr = 0.1, λ = 0.5 gives 9.95 where θ(1 − lr·λ) = 9.5',
+    'to_QHAdam': 'rejects lr = 0 (ValueError)',
+}
+ENTRIES = [dataclasses.replace(e, note=NOTES.get(e.name, e.note)) for e in ENTRIES]
+
+
 def torch_entries() -> list[Entry]:
     """Every torch.optim class with a rule, in each code path torch offers on CPU: the suite's built-in subjects
     (``optimizers/builtins.py``), which carry torch's known deviations (``optimizers/known_deviations.py``)."""
@@ -243,8 +270,10 @@ def optax_entries() -> list[Entry]:
     """optax's rows, when the suite has its adapter (``optimizers/optax_adapter.py``); otherwise none."""
     if importlib.util.find_spec("optimizers.optax_adapter") is None:
         return []
+    from reference.registry import RULES
     return [Entry("optax", f"optax.{alias}", alias, None, load=f"optax:{alias}", name=f"optax_{alias}",
-                  claim="the alias's name and docstring") for alias in OPTAX_ALIASES]
+                  claim="the alias's name and docstring",
+                  variants=tuple(v for v in (f"optax_{alias}",) if v in RULES)) for alias in OPTAX_ALIASES]
 
 
 for _entry in ENTRIES:

@@ -37,6 +37,10 @@ TRAJECTORY = _failure("test_trajectory_matches_reference_rule", "trajectory", st
                       hyperparameters={"lr": 0.1}, reproducer="import x\nassert False")
 
 
+ROUNDED = {**TRAJECTORY, "expected": 1.0, "actual": 1.0 + 1e-7, "error": 1e-7}   # float32 rounding in float64
+ROUNDED_32 = {**ROUNDED, "test": ROUNDED["test"].replace("float64", "float32"), "dtype": "float32"}
+
+
 @pytest.mark.parametrize("failures, verdict", [
     ((), "conforms"),
     ((_failure("test_rejects_hyperparameters_outside_the_rule_domain"),), "differs (validation)"),
@@ -46,9 +50,18 @@ TRAJECTORY = _failure("test_trajectory_matches_reference_rule", "trajectory", st
     ((TRAJECTORY, _failure("test_step_never_writes_grad_nor_replaces_parameters")), "differs (updates)"),
     ((_failure("test_adam_first_moment_is_an_ema"),), "differs (updates)"),
     ((TRAJECTORY, _failure("test_zero_grad_leaves_no_stale_gradient", "implementation error")), "crashes"),
-], ids=["none", "validation", "side effect", "side effect and validation", "trajectory", "property", "raised"])
+    ((ROUNDED, _failure("test_rejects_hyperparameters_outside_the_rule_domain")), "differs (float64 precision)"),
+    ((_failure("test_momentum_is_an_ema", "implementation error", message="x: the constructor, given {'lr': 0.0} "
+               "raised ValueError: Invalid learning rate: 0.0 — a failure of the implementation under test"),),
+     "differs (domain)"),
+    ((_failure("test_trajectory_matches_reference_rule", message="Hypothesis found 2 distinct failures.\n x does "
+               "not conform to rule 'adam'\n y: step 0 wrote into parameter 0's .grad"),), "differs (updates)"),
+    ((ROUNDED, ROUNDED_32), "differs (updates)"),
+], ids=["none", "validation", "side effect", "side effect and validation", "trajectory", "property", "raised",
+        "float32 rounding in float64", "float32 fails too", "refuses lr = 0", "group of distinct failures"])
 def test_verdict_is_the_worst_category_of_the_findings(failures, verdict):
-    """A run's verdict is its worst finding: a raise > updates > side effects > validation > none."""
+    """A run's verdict is its worst finding: a raise > updates > float64 precision > side effects > a narrower
+    domain > validation > none; float64 counterexamples off at float32's rounding level are precision only while float32 conforms."""
     assert matrix.verdict(matrix.findings(_report(*failures), 1, ""), [], None) == verdict
 
 

@@ -14,7 +14,7 @@ import dataclasses
 import torch
 
 from reference.declarations import Rule
-from reference.rules import RMSPROP, SGD
+from reference.rules import RADAM, RMSPROP, SGD, radam
 
 
 def _variant(base: Rule, update, name: str, source: str, **changes) -> Rule:
@@ -50,18 +50,24 @@ def rmsprop_tf(θ, g, state, *, lr, alpha, eps, weight_decay, momentum, centered
     the square average starting at 1 instead of 0, and the learning rate applied inside the momentum buffer — the
     three always go together in TensorFlow-style implementations, so this variant changes them together.
 
-    g ← −g if maximize;  g ← g + λθ;   v_0 = 1;   v_t = α v_{t−1} + (1 − α) g²;   ṽ = v_t
-    if centered:  ḡ_t = α ḡ_{t−1} + (1 − α) g;   ṽ = v_t − ḡ_t²
+    g ← −g if maximize;  g ← g + λθ;   v_0 = 1;   v_t = v_{t−1} + (1 − α)(g² − v_{t−1});   ṽ = v_t
+    if centered:  ḡ_t = ḡ_{t−1} + (1 − α)(g − ḡ_{t−1});   ṽ = v_t − ḡ_t²
     if μ > 0:  b_t = μ b_{t−1} + γ g / √(ṽ + ε);  θ ← θ − b_t     else  θ ← θ − γ g / √(ṽ + ε)
+
+    The averages are written in TensorFlow's order of operations (``ms += (g² − ms)(1 − ρ)``): the same values as
+    α v + (1 − α) g², but with v₀ = 1 ≫ g² the subtraction cancels, and the tolerance model measures the rounding
+    of this form, not of the other.
     """
     g = -g if maximize else g
     if weight_decay != 0:
         g = g + weight_decay * θ
-    v = alpha * state.get("v", torch.ones_like(θ)) + (1 - alpha) * g * g
+    v = state.get("v", torch.ones_like(θ))
+    v = v + (1 - alpha) * (g * g - v)
     new_state = {"v": v}
     v_tilde = v
     if centered:
-        g_ave = alpha * state.get("g_ave", torch.zeros_like(θ)) + (1 - alpha) * g
+        g_ave = state.get("g_ave", torch.zeros_like(θ))
+        g_ave = g_ave + (1 - alpha) * (g - g_ave)
         v_tilde = v - g_ave * g_ave
         new_state["g_ave"] = g_ave
     direction = g / torch.sqrt(v_tilde + eps)
@@ -75,4 +81,21 @@ def rmsprop_tf(θ, g, state, *, lr, alpha, eps, weight_decay, momentum, centered
 RMSPROP_TF = _variant(RMSPROP, rmsprop_tf, "rmsprop_tf",
                       "TensorFlow's RMSPropOptimizer; rmsprop with ε inside √, v₀ = 1, lr inside the momentum buffer")
 
-VARIANT_RULES = (SGDW, RMSPROP_TF)
+# ---- RAdam with decoupled weight decay, always -----------------------------------------------------------------------
+def radam_decoupled(θ, g, state, *, lr, betas, eps, weight_decay, maximize):
+    """RAdam as its authors' code (LiyuanLucasLiu/RAdam) applies weight decay: radam with the decay always decoupled,
+    θ ← θ − γλθ, where torch's RAdam couples it (g ← g + λθ) unless decoupled_weight_decay=True.
+
+    g ← −g if maximize;  θ ← θ − γλθ;  then radam's moments, rectification and step (reference/rules.py)
+    """
+    return radam(θ, g, state, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, decoupled_weight_decay=True,
+                 maximize=maximize)
+
+
+RADAM_DECOUPLED = _variant(RADAM, radam_decoupled, "radam_decoupled",
+                           "Liu et al. 2020, the authors' code; radam with decoupled weight decay",
+                           hypers=tuple(h for h in RADAM.hypers if h.name != "decoupled_weight_decay"))
+
+VARIANT_RULES = (SGDW, RMSPROP_TF, RADAM_DECOUPLED)
+#: the variants whose weight decay is decoupled (not the gradient of λ/2‖θ‖²)
+DECOUPLED_DECAY = ("sgdw", "radam_decoupled")
