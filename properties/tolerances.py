@@ -96,16 +96,37 @@ class RoundingNoise(TorchFunctionMode):
     """Within this mode every float64 result x of a torch operation becomes x(1 ± u) ± η, signs at random: the
     largest error rounding may make (the standard model with gradual underflow: relative error u, plus an absolute
     error η below the dtype's smallest normal number, ``eta`` = its smallest subnormal), with the sign rounding
-    leaves to chance. Rounding never changes a result's sign, so the η term stops at zero; an exact zero stays."""
+    leaves to chance. Rounding never changes a result's sign, so the η term stops at zero; an exact zero stays.
+
+    An input made with ``rounded_input(value, delta)`` (a hyperparameter) is moved by ±delta afresh at every
+    operation that reads it: an implementation may round the same hyperparameter differently in each place it
+    uses it (optax takes 1 − β2 from the Python number and β2^t from β2 rounded to float32), and errors that cancel
+    when every use sees the same rounded value (v̂ = v/(1 − β2^t), both scaled by 1 − β2) then do not."""
 
     def __init__(self, u: float, seed: int, eta: float = 0.0):
         super().__init__()
         self.u, self.eta, self.gen = u, eta, torch.Generator().manual_seed(seed)
+        self.inputs: dict[int, tuple[torch.Tensor, float]] = {}
+
+    def rounded_input(self, value: float, delta: float) -> torch.Tensor:
+        t = torch.tensor(value, dtype=torch.float64)
+        self.inputs[id(t)] = (t, delta)   # the reference keeps t alive, so its id is not reused
+        return t
+
+    def _reround(self, a):
+        if isinstance(a, torch.Tensor) and id(a) in self.inputs:
+            return a + self._signs(()) * self.inputs[id(a)][1]
+        if isinstance(a, (list, tuple)) and any(isinstance(x, torch.Tensor) and id(x) in self.inputs for x in a):
+            return type(a)(self._reround(x) for x in a)
+        return a
 
     def _signs(self, shape) -> torch.Tensor:
         return torch.where(torch.rand(shape, generator=self.gen) < 0.5, -1.0, 1.0).to(torch.float64)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if self.inputs:
+            args = tuple(self._reround(a) for a in args)
+            kwargs = {k: self._reround(v) for k, v in (kwargs or {}).items()}
         out = func(*args, **(kwargs or {}))
         if func in _EXACT or not isinstance(out, torch.Tensor) or out.dtype != torch.float64:
             return out
@@ -161,9 +182,6 @@ def _mca_batch(case: Case, seed: int, batch: int | None):
     update = case.rule.update
     fractions = {h.name for h in case.rule.hypers if isinstance(h.domain, (Real, Pair)) and _fraction(h.domain)}
 
-    def sign() -> float:
-        return -1.0 if torch.rand((), generator=gen).item() < 0.5 else 1.0
-
     def noisy(name, v):
         if isinstance(v, tuple):
             return tuple(noisy(name, x) for x in v)
@@ -171,10 +189,12 @@ def _mca_batch(case: Case, seed: int, batch: int | None):
             return v
         # A 0-d tensor, not a float: what the rule derives from it (1 − β, β^t, 1 − β^t) is then computed by torch
         # operations and rounded like every other result. Python-float arithmetic would be exact here, and
-        # 1 − β₂^t, which rounding of β₂^t moves by u/(1 − β₂^t) relative, would escape the model.
-        return torch.tensor(v + sign() * u * (1.0 if name in fractions else abs(v)), dtype=torch.float64)
+        # 1 − β₂^t, which rounding of β₂^t moves by u/(1 − β₂^t) relative, would escape the model. The noise
+        # re-rounds it at every use (``RoundingNoise.rounded_input``).
+        return noise.rounded_input(v, u * (1.0 if name in fractions else abs(v)))
 
     eta = subnormal_spacing(case.dtype)
+    noise = RoundingNoise(u, seed, eta=eta)
 
     def scalars(hp) -> list[float]:
         """The hyperparameter-derived factors an implementation may multiply θ or g by before anything else."""
@@ -214,7 +234,7 @@ def _mca_batch(case: Case, seed: int, batch: int | None):
     perturbed = dataclasses.replace(case, rule=dataclasses.replace(case.rule, update=noisy_update),
                                     params=[stack(p) for p in case.params],
                                     grads=[[stack(g) for g in row] for row in case.grads])
-    with RoundingNoise(u, seed, eta=eta):
+    with noise:
         return reference_trajectory(perturbed, torch.float64)
 
 
