@@ -193,13 +193,14 @@ ENTRIES: list[Entry] = [
           "other modifications to closer match Tensorflow'", name="timm_RMSpropTF", variants=("rmsprop_tf",)),
     # ---- heavyball 3 (compiles its steps with torch.compile by default) ---------------------------------------------
     Entry("heavyball", "heavyball.AdamW", "adamw", Mapping(("lr", "betas", "eps", "weight_decay")),
-          "heavyball:AdamW", "docstring: 'AdamW' (Loshchilov & Hutter)", name="heavyball_AdamW"),
+          "heavyball:AdamW", "docstring: 'AdamW' (Loshchilov & Hutter)", name="heavyball_AdamW",
+          variants=("adamw_eps_floor",)),
     Entry("heavyball", "heavyball.NAdam", "nadam",
           Mapping(("lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay")),
           "heavyball:NAdam", "docstring: 'NAdam' (Dozat)", name="heavyball_NAdam"),
     Entry("heavyball", "heavyball.SGD", "sgd", Mapping(("lr", "momentum", "weight_decay"),
                                                        rename={"momentum": "beta"}),
-          "heavyball:SGD", "docstring: 'SGD with heavy-ball momentum'", name="heavyball_SGD"),
+          "heavyball:SGD", "docstring: 'SGD with heavy-ball momentum'", name="heavyball_SGD", variants=("sgdw",)),
     # ---- pytorch-optimizer 4 (its own classes; its 'adam', 'sgd', ... are torch.optim's) ----------------------------
     Entry("pytorch-optimizer", "pytorch_optimizer.AdaDelta", "adadelta",
           Mapping(("lr", "rho", "eps", "weight_decay", "maximize")), f"{_PO}:AdaDelta",

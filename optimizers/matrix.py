@@ -451,8 +451,10 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(out_dir, exist_ok=True)
     partial = os.path.join(out_dir, "matrix.partial.json")   # the rows so far, for a long run; removed at the end
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        futures = {pool.submit(evaluate, e, args.seed, args.timeout, args.profile, not args.no_reproduce): i
-                   for i, e in enumerate(entries)}
+        # the slowest rows first (heavyball compiles every new shape), so that they overlap with the rest
+        order = sorted(range(len(entries)), key=lambda i: entries[i].library != "heavyball")
+        futures = {pool.submit(evaluate, entries[i], args.seed, args.timeout, args.profile, not args.no_reproduce): i
+                   for i in order}
         for fut in concurrent.futures.as_completed(futures):
             i = futures[fut]
             rows[i] = fut.result()

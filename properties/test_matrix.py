@@ -234,3 +234,24 @@ def test_base_rmsprop_rejects_the_tensorflow_conventions():
                 [[0.01]])
     with pytest.raises(NonConformance, match="expected 0.9"):
         check_trajectory(_tf_subject("rmsprop"), case)
+
+
+@settings(max_examples=20)
+@given(data=st.data())
+def test_adamw_eps_floor_is_adamw_at_zero_eps(data):
+    """With ε = 0, max(√v̂, ε) = √v̂ = √v̂ + ε: adamw_eps_floor equals adamw bit for bit."""
+    hp = {**data.draw(hyperparameters(RULES["adamw"], frozenset(RULES["adamw"].names))), "eps": 0.0}
+    steps = data.draw(st.integers(1, 5))
+    grads = [torch.tensor(data.draw(st.floats(0.5, 10)), dtype=torch.float64) for _ in range(steps)]
+    θ = torch.tensor(data.draw(st.floats(-10, 10)), dtype=torch.float64)
+    assert torch.equal(_run(RULES["adamw_eps_floor"], hp, θ, grads), _run(RULES["adamw"], hp, θ, grads))
+
+
+def test_adamw_eps_floor_takes_a_full_step_where_the_floor_does_not_bind():
+    """One step from θ = −1 with g = −1, β1 = 0, γ = 1, ε = 0.1, λ = 0: √v̂ = 1 ≥ ε, so θ = −1 + 1 = 0, where adamw
+    takes −1 + 1/1.1 (heavyball's counterexample)."""
+    hp = {**RULES["adamw"].defaults(), "lr": 1.0, "betas": (0.0, 0.999), "eps": 0.1, "weight_decay": 0.0}
+    g = [torch.tensor(-1.0, dtype=torch.float64)]
+    θ = torch.tensor(-1.0, dtype=torch.float64)
+    assert _run(RULES["adamw_eps_floor"], hp, θ, g).item() == 0.0
+    assert math.isclose(_run(RULES["adamw"], hp, θ, g).item(), -1 + 1 / 1.1, rel_tol=1e-15)

@@ -14,7 +14,7 @@ import dataclasses
 import torch
 
 from reference.declarations import Rule
-from reference.rules import RADAM, RMSPROP, SGD, radam
+from reference.rules import ADAMW, RADAM, RMSPROP, SGD, radam
 
 
 def _variant(base: Rule, update, name: str, source: str, **changes) -> Rule:
@@ -96,6 +96,31 @@ RADAM_DECOUPLED = _variant(RADAM, radam_decoupled, "radam_decoupled",
                            "Liu et al. 2020, the authors' code; radam with decoupled weight decay",
                            hypers=tuple(h for h in RADAM.hypers if h.name != "decoupled_weight_decay"))
 
-VARIANT_RULES = (SGDW, RMSPROP_TF, RADAM_DECOUPLED)
+# ---- AdamW with ε as a floor of the denominator ---------------------------------------------------------------------
+def adamw_eps_floor(θ, g, state, *, lr, betas, eps, weight_decay, amsgrad, maximize):
+    """AdamW with ε as a lower bound of √v̂ instead of a term added to it (heavyball's ``eps_sqrt``: the square root
+    clamped at ε): adamw with the denominator max(√v̂, ε).
+
+    g ← −g if maximize;  θ ← θ − γλθ;   m_t = β1 m_{t−1} + (1 − β1) g;   v_t = β2 v_{t−1} + (1 − β2) g²
+    m̂ = m_t / (1 − β1^t);   v̂ = max(v^max_{t−1}, v_t) / (1 − β2^t) if amsgrad else v_t / (1 − β2^t)
+    θ ← θ − γ m̂ / max(√v̂, ε)
+    """
+    β1, β2 = betas
+    t = state.get("t", 0) + 1
+    g = -g if maximize else g
+    θ = θ - lr * weight_decay * θ
+    m = β1 * state.get("m", torch.zeros_like(θ)) + (1 - β1) * g
+    v = β2 * state.get("v", torch.zeros_like(θ)) + (1 - β2) * g * g
+    new_state = {"t": t, "m": m, "v": v}
+    if amsgrad:
+        new_state["v_max"] = v = torch.maximum(state.get("v_max", torch.zeros_like(θ)), v)
+    denominator = torch.clamp(torch.sqrt(v / (1 - β2**t)), min=eps)
+    return θ - lr * (m / (1 - β1**t)) / denominator, new_state
+
+
+ADAMW_EPS_FLOOR = _variant(ADAMW, adamw_eps_floor, "adamw_eps_floor",
+                           "heavyball's AdamW; adamw with ε as a floor of √v̂ (max(√v̂, ε)) instead of √v̂ + ε")
+
+VARIANT_RULES = (SGDW, RMSPROP_TF, RADAM_DECOUPLED, ADAMW_EPS_FLOOR)
 #: the variants whose weight decay is decoupled (not the gradient of λ/2‖θ‖²)
-DECOUPLED_DECAY = ("sgdw", "radam_decoupled")
+DECOUPLED_DECAY = ("sgdw", "radam_decoupled", "adamw_eps_floor")
