@@ -84,6 +84,17 @@ def _centered_variance_vanishes(case: Case) -> bool:
     return any(g.hp.get("centered") for g in case.groups) and undetermined_sign(case)
 
 
+def _square_may_overflow(case: Case) -> bool:
+    """Whether some step's gradient, weight decay included (g + λθ), may come within a factor 4 of √max, where its
+    square overflows the dtype (θ taken at its initial magnitude: in the unrectified phase it moves by γ·m̂)."""
+    limit = np.sqrt(torch.finfo(case.dtype).max) / 4
+    for i, p in enumerate(case.params):
+        decay = case.hp_at(i, 0).get("weight_decay", 0.0) * np.max(np.abs(p), initial=0.0)
+        if any(row[i] is not None and np.max(np.abs(row[i]), initial=0.0) + decay >= limit for row in case.grads):
+            return True
+    return False
+
+
 ALL = ("for-loop", "foreach", "fused")
 DEVIATIONS: list[KnownDeviation] = [
     KnownDeviation(
@@ -139,9 +150,9 @@ DEVIATIONS: list[KnownDeviation] = [
     ),
     KnownDeviation(
         "radam-foreach-nan-overflowing-square", "RAdam", ("foreach",),
-        when=lambda c: any(g is not None and np.any(np.abs(g) >= np.sqrt(torch.finfo(c.dtype).max))
-                           for row in c.grads for g in row),
-        reason="the same masked computation: with a gradient whose square overflows the dtype (|g| ≥ √max, so "
+        when=lambda c: _square_may_overflow(c),
+        reason="the same masked computation: with a gradient (weight decay included) whose square overflows the "
+               "dtype (|g + λθ| ≥ √max, so "
                "v = inf) the rectified step is computed from inf and the NaN reaches θ in the unrectified phase "
                "(ρ_t ≤ 5), where the rule takes θ − γ m̂ and never uses v; the for-loop path branches and stays "
                "finite (found by the near-overflow gradients of the strategies)",

@@ -111,4 +111,3 @@ def test_underflow_in_a_product_whose_order_the_implementation_chooses():
     assert judged(case)
     check_trajectory(Subject("torch.optim.RMSprop", torch.optim.RMSprop, RULES["rmsprop"], "torch.optim:RMSprop",
                              {"foreach": False}), case)
-
