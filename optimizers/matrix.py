@@ -12,7 +12,8 @@ an empty example database, so that the table is regenerated as committed. The ve
   changes one named convention (``reference/variants.py``); the variant is named;
 * ``differs (updates)`` — the parameters leave the rule (or a property of it fails), and no variant explains it;
 * ``differs (float64 precision)`` — the updates conform but for float32 rounding inside float64 parameters: every
-  update counterexample is float64 and off by at most 1e-5 relative, and the float32 trajectories conform;
+  update counterexample is float64 and off by at most 1e-5 relative (absolute below 1), and the float32
+  trajectories conform;
 * ``differs (side effects)`` — the updates conform, but a contract check fails (writes into .grad, state lost in a
   state_dict round trip, a replaced parameter, closure, zero_grad);
 * ``differs (domain)`` — the class refuses (ValueError) hyperparameter values inside the rule's domain, e.g. lr = 0;
@@ -135,19 +136,22 @@ def category(failure: dict) -> str:
     return "updates"
 
 
-#: a float64 counterexample off by at most this relative error, in a run whose float32 trajectories conform, is
+#: a float64 counterexample off by at most this relative error (absolute below 1), in a run whose float32
+#: trajectories conform, is
 #: float32 arithmetic inside float64 parameters (float32's unit roundoff is 6e-8; 20 steps may amplify it)
 FLOAT32_LEVEL = 1e-5
 
 
 def precision_only(found: list[dict]) -> None:
     """Re-label as 'float64 precision' the update findings that are float32 rounding inside float64 parameters:
-    every update finding is a float64 trajectory off by at most FLOAT32_LEVEL relative, and no float32 trajectory
+    every update finding is a float64 trajectory off by at most FLOAT32_LEVEL relative (absolute where the value is
+    below 1), and no float32 trajectory
     test failed. (A convention that changes float64 and float32 results alike fails the float32 test too.)"""
     updates = [f for f in found if f["category"] == "updates"]
     if not updates or any(f.get("dtype") != "float64" or f.get("error") is None for f in updates):
         return
-    if any(f["error"] > FLOAT32_LEVEL * max(abs(f["expected"]), 1e-300) for f in updates):
+    # relative to the value, or absolute below 1: a parameter that a step moves to ~0 keeps the rounding of O(1)
+    if any(f["error"] > FLOAT32_LEVEL * max(abs(f["expected"]), 1.0) for f in updates):
         return
     for f in updates:
         f["category"] = "float64 precision"
@@ -294,7 +298,8 @@ def evaluate(entry: Entry, seed: int, timeout: float, profile: str, check_reprod
             vf = findings(run.report, run.rc, run.output)
             conforms = run.report is not None and not any(f["category"] in UPDATE_LEVEL for f in vf)
             row.setdefault("variant runs", {})[variant] = [
-                {k: f.get(k) for k in ("category", "test", "what", "error", "tolerance")} for f in vf]
+                {k: f.get(k) for k in ("category", "test", "what", "error", "tolerance", "dtype", "expected")}
+                for f in vf]
             if conforms:
                 conforming_variant = variant
                 row["variant findings"] = _slim(entry, vf, check_reproducers)

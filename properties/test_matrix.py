@@ -38,6 +38,7 @@ TRAJECTORY = _failure("test_trajectory_matches_reference_rule", "trajectory", st
 
 
 ROUNDED = {**TRAJECTORY, "expected": 1.0, "actual": 1.0 + 1e-7, "error": 1e-7}   # float32 rounding in float64
+ROUNDED_TO_ZERO = {**ROUNDED, "expected": 0.0, "actual": 1.5e-8, "error": 1.5e-8}   # a step landing on ~0
 ROUNDED_32 = {**ROUNDED, "test": ROUNDED["test"].replace("float64", "float32"), "dtype": "float32"}
 
 
@@ -57,8 +58,9 @@ ROUNDED_32 = {**ROUNDED, "test": ROUNDED["test"].replace("float64", "float32"), 
     ((_failure("test_trajectory_matches_reference_rule", message="Hypothesis found 2 distinct failures.\n x does "
                "not conform to rule 'adam'\n y: step 0 wrote into parameter 0's .grad"),), "differs (updates)"),
     ((ROUNDED, ROUNDED_32), "differs (updates)"),
+    ((ROUNDED, ROUNDED_TO_ZERO), "differs (float64 precision)"),
 ], ids=["none", "validation", "side effect", "side effect and validation", "trajectory", "property", "raised",
-        "float32 rounding in float64", "float32 fails too", "refuses lr = 0", "group of distinct failures"])
+        "float32 rounding in float64", "float32 fails too", "float32 rounding near zero", "refuses lr = 0", "group of distinct failures"])
 def test_verdict_is_the_worst_category_of_the_findings(failures, verdict):
     """A run's verdict is its worst finding: a raise > updates > float64 precision > side effects > a narrower
     domain > validation > none; float64 counterexamples off at float32's rounding level are precision only while float32 conforms."""
