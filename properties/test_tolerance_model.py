@@ -111,3 +111,11 @@ def test_underflow_in_a_product_whose_order_the_implementation_chooses():
     assert judged(case)
     check_trajectory(Subject("torch.optim.RMSprop", torch.optim.RMSprop, RULES["rmsprop"], "torch.optim:RMSprop",
                              {"foreach": False}), case)
+
+
+def test_an_overflowing_intermediate_of_the_reference_leaves_the_case_undetermined():
+    """Adam in float64 on a gradient of 1e155: the reference's g² (1e310) overflows to inf, so its v is inf and its
+    step 0, where (1 − β2)·g·g formed in that order (1e306) stays finite and steps by lr: the result depends on the
+    order of the operations, and the case is not judged. A gradient of 1e150 overflows nothing: judged."""
+    assert not judged(_case("adam", [{}], [[0.0]], [[[1e155]]]))
+    assert judged(_case("adam", [{}], [[0.0]], [[[1e150]]]))
