@@ -81,7 +81,17 @@ def pytest_command(entry: Entry, rule: str, json_path: str, seed: int) -> list[s
     return [sys.executable, "-m", "pytest", "--optimizer", entry.spec, "--rule", rule, *common]
 
 
-def run_suite(entry: Entry, rule: str, seed: int, timeout: float, profile: str) -> Run:
+def run_suite(entry: Entry, rule: str, seed: int, timeout: float, profile: str, retries: int = 2) -> Run:
+    """One pytest run; a run ended by a signal from outside (SIGTERM/SIGKILL from another process on a shared
+    machine), with no report, is started again, up to ``retries`` times."""
+    for _ in range(retries):
+        run = _run_suite(entry, rule, seed, timeout, profile)
+        if not (run.report is None and run.rc in (-15, -9)):
+            return run
+    return _run_suite(entry, rule, seed, timeout, profile)
+
+
+def _run_suite(entry: Entry, rule: str, seed: int, timeout: float, profile: str) -> Run:
     with tempfile.TemporaryDirectory(prefix="matrix-") as tmp:
         path = os.path.join(tmp, "report.json")
         env = {k: v for k, v in os.environ.items() if k != "CI"}
