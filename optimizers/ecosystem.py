@@ -223,7 +223,8 @@ ENTRIES: list[Entry] = [
           f"{_PO}:QHAdam", "QHAdam paper (Ma & Yarats 2019): ν = (1, 1) recovers Adam", name="po_QHAdam"),
     # ---- torch-optimizer 0.3 -----------------------------------------------------------------------------------------
     Entry("torch-optimizer", "torch_optimizer.RAdam", "radam", Mapping(("lr", "betas", "eps", "weight_decay")),
-          "torch_optimizer:RAdam", "docstring: 'Implements RAdam optimization algorithm'", name="to_RAdam"),
+          "torch_optimizer:RAdam", "docstring: 'Implements RAdam optimization algorithm'", name="to_RAdam",
+          variants=("radam_decoupled",)),
     Entry("torch-optimizer", "torch_optimizer.SGDW", "sgd",
           Mapping(("lr", "momentum", "dampening", "weight_decay", "nesterov")), "torch_optimizer:SGDW",
           "docstring: 'Implements SGDW algorithm' (Loshchilov & Hutter)", name="to_SGDW", variants=("sgdw",)),
@@ -247,9 +248,9 @@ NOTES = {
     'po_RAdam': "pytorch-optimizer's BaseOptimizer.maximize_gradient negates p.grad in place (grad.neg_()) and reads maximize from the constructor (self.maximize), not from the param group; t is the group's step count; with weight_decouple=False weight decay is not applied at all (apply_weight_decay gets grad=None); while ρ_t < 5 with degenerated_to_sgd=False (the default) θ is not updated, where the rule takes θ − γ m̂",
     'po_SGDW': "pytorch-optimizer's BaseOptimizer.maximize_gradient negates p.grad in place (grad.neg_()) and reads maximize from the constructor (self.maximize), not from the param group; weight_decouple=True by default (θ ← θ(1 − lr·λ)); coupled decay adds λθ into p.grad in place",
     'po_QHAdam': "pytorch-optimizer's BaseOptimizer.maximize_gradient negates p.grad in place (grad.neg_()) and reads maximize from the constructor (self.maximize), not from the param group; t is the group's step count",
-    'to_RAdam': 'rejects lr = 0 (ValueError)',
+    'to_RAdam': "rejects lr = 0 (ValueError); like timm's RAdamLegacy, computes in float32 (p.grad.data.float(), p.data.float()) and decays θ decoupled (p_data_fp32.add_(p_data_fp32, alpha=-weight_decay * lr))",
     'to_SGDW': 'rejects lr = 0 (ValueError); weight decay subtracts the constant lr·λ from every element (p.data.add_(weight_decay, alpha=-lr)), not lr·λ·θ: θ = 10, g = 0, lr = 0.1, λ = 0.5 gives 9.95 where θ(1 − lr·λ) = 9.5',
-    'to_QHAdam': 'rejects lr = 0 (ValueError)',
+    'to_QHAdam': 'rejects lr = 0 (ValueError); coupled weight decay is added into p.grad in place (d_p = p.grad.data; d_p.add_(p.data, alpha=weight_decay))',
 }
 ENTRIES = [dataclasses.replace(e, note=NOTES.get(e.name, e.note)) for e in ENTRIES]
 

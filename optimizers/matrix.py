@@ -386,6 +386,9 @@ def markdown(data: dict) -> str:
         + (" Not installed: " + ", ".join(k for k, v in data["libraries"].items() if not v) + "."
            if any(not v for v in data["libraries"].values()) else ""),
         "",
+        *([f"Re-run with `--only` (same code, same seed) after their first run was ended by a signal from another "
+           f"process on the shared machine, and spliced in: {', '.join(data['reruns'])}.", ""]
+          if data.get("reruns") else []),
         "Verdicts: see `optimizers/matrix.py`. *Mapping*: how the rule's hyperparameters (torch's names) are passed "
         "to the class (`optimizers/ecosystem.py`); the rule's hyperparameters the class does not take are held at "
         "the rule's defaults. *Deviation*: the largest error of a counterexample, with its tolerance.",
