@@ -269,7 +269,9 @@ class _RMSprop(Optimizer):
                 self.average(v, g, alpha)
                 if group["centered"]:
                     state["grad_avg"].mul_(alpha).add_(g, alpha=1 - alpha)
-                    v = v.addcmul(state["grad_avg"], state["grad_avg"], value=-1)
+                    # ṽ = v − ḡ² is a variance: clamp the rounding residue at 0, as the rule requires (torch does
+                    # not, a known deviation); unclamped, √ṽ is NaN where the gradient has been constant
+                    v = v.addcmul(state["grad_avg"], state["grad_avg"], value=-1).clamp_(min=0.0)
                 denom = v.sqrt().add_(group["eps"])
                 if group["momentum"] > 0:
                     state["momentum_buffer"].mul_(group["momentum"]).addcdiv_(g, denom)
