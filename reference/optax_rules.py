@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from reference.cancellation import cancelling
 from reference.declarations import Constraint, Flag, Hyper, Real, Rule
 
 SOURCE = "optax 0.2.8 documentation and source, optax/_src/alias.py"
@@ -49,7 +50,7 @@ def optax_rmsprop(θ, g, state, *, lr, decay, eps, initial_scale, eps_in_sqrt, c
         mu = decay * state.get("mu", torch.zeros_like(θ)) + (1 - decay) * g
         new_state["mu"] = mu
         mu_hat = mu / (1 - decay**t) if bias_correction else mu
-        d = nu_hat - mu_hat * mu_hat
+        d = cancelling(nu_hat, mu_hat * mu_hat)   # a variance that rounding may leave at ±residue
     u = -lr * g * (torch.rsqrt(d + eps) if eps_in_sqrt else 1 / (torch.sqrt(d) + eps))
     if momentum > 0:
         b = u + momentum * state.get("b", torch.zeros_like(θ))
