@@ -29,6 +29,7 @@ from properties.assertions import NonConformance
 from properties.strategies import cases
 from properties.test_bad_input import TRAJECTORY, run_suite
 from properties.test_trajectory import check_trajectory
+from properties.tolerances import undetermined_sign
 from reference.registry import RULES
 from reference.trajectory import Case, Group, reference_trajectory
 
@@ -61,7 +62,10 @@ def search(subject: Subject, max_examples: int, dtype=torch.float64, contract: b
 
     @settings(max_examples=max_examples, phases=[Phase.generate], deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
-    @given(case=cases(subject, dtype).map(normal_numbers))
+    # Cases where rounding decides the sign of a cancelling difference (optax's centered ν̂ − μ̂²) are judged for
+    # finiteness only elsewhere; optax's behaviour there (a NaN seen once in CI with eps_in_sqrt=False, centered,
+    # momentum, bias correction) is not yet checked by hand, so these searches leave them out.
+    @given(case=cases(subject, dtype).map(normal_numbers).filter(lambda c: not undetermined_sign(c)))
     def run(case):
         for check in [check_trajectory, *(CONTRACT_CHECKS if contract else [])]:
             check(subject, case)

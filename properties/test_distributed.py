@@ -59,7 +59,9 @@ EXAMPLES = 150 if THOROUGH else 3
 ZERO_DTYPES = DTYPES if THOROUGH else (torch.float64,)
 ROUND_TRIP_EXAMPLES = 100 if THOROUGH else 2
 #: examples a planted bug may take to be caught (the search stops at the first failure)
-PLANTED_EXAMPLES = int(os.environ.get("PLANTED_MAX_EXAMPLES", "60"))
+# (200: with 4 ranks and 1–4 parameters the last rank often owns nothing, and a quarter of the cases sit at the
+# edges of the dtype's range, where more are not judged; 60 missed SkipsLastRankShard once in CI)
+PLANTED_EXAMPLES = int(os.environ.get("PLANTED_MAX_EXAMPLES", "200"))
 
 
 # ---- the check -------------------------------------------------------------------------------------------------------
