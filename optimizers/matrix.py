@@ -161,7 +161,7 @@ def precision_only(found: list[dict]) -> None:
     if not updates or any(f.get("dtype") != "float64" or f.get("error") is None for f in updates):
         return
     # relative to the value, or absolute below 1: a parameter that a step moves to ~0 keeps the rounding of O(1)
-    if any(f["error"] > FLOAT32_LEVEL * max(abs(f["expected"]), 1.0) for f in updates):
+    if any(not f["error"] <= FLOAT32_LEVEL * max(abs(f["expected"]), 1.0) for f in updates):   # NaN is not rounding
         return
     for f in updates:
         f["category"] = "float64 precision"
@@ -356,7 +356,7 @@ def what_differs(row: dict) -> str:
     by_category: dict[str, list[dict]] = {}
     for f in shown:
         by_category.setdefault(f["category"], []).append(f)
-    for cat, fs in by_category.items():
+    for cat, fs in sorted(by_category.items(), key=lambda kv: CATEGORIES.index(kv[0]) if kv[0] in CATEGORIES else -1):
         if cat == "known deviation":
             parts.append("known deviation: " + ", ".join(f["test"] for f in fs))
         else:

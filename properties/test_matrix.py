@@ -59,8 +59,9 @@ ROUNDED_32 = {**ROUNDED, "test": ROUNDED["test"].replace("float64", "float32"), 
                "not conform to rule 'adam'\n y: step 0 wrote into parameter 0's .grad"),), "differs (updates)"),
     ((ROUNDED, ROUNDED_32), "differs (updates)"),
     ((ROUNDED, ROUNDED_TO_ZERO), "differs (float64 precision)"),
+    (({**ROUNDED, "actual": float("nan"), "error": float("nan")},), "differs (updates)"),
 ], ids=["none", "validation", "side effect", "side effect and validation", "trajectory", "property", "raised",
-        "float32 rounding in float64", "float32 fails too", "float32 rounding near zero", "refuses lr = 0", "group of distinct failures"])
+        "float32 rounding in float64", "float32 fails too", "float32 rounding near zero", "NaN", "refuses lr = 0", "group of distinct failures"])
 def test_verdict_is_the_worst_category_of_the_findings(failures, verdict):
     """A run's verdict is its worst finding: a raise > updates > float64 precision > side effects > a narrower
     domain > validation > none; float64 counterexamples off at float32's rounding level are precision only while float32 conforms."""
