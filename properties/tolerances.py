@@ -153,14 +153,30 @@ class OverflowWatch(TorchFunctionMode):
         return out
 
 
+def _watch_exact_run(case: Case) -> None:
+    """One exact run of the reference, watched for what it alone shows — an overflowing intermediate and a
+    cancelling difference within rounding of its operands — noted in ``case.notes`` for the two questions below."""
+    u = unit_roundoff(case.dtype)
+    factor = (2 * OPS_PER_STATE_STEP * case.steps + 2) * u
+    found = []
+
+    def observe(a, b, difference):
+        bound = factor * (torch.abs(a) + torch.abs(b))
+        if bool(((bound > 0) & (torch.abs(difference) <= bound)).any()):
+            found.append(True)
+
+    with OverflowWatch() as overflow, watching(observe):
+        reference_trajectory(case)
+    case.notes["intermediate overflow"] = overflow.overflowed
+    case.notes["undetermined sign"] = bool(found)
+
+
 def intermediate_overflow(case: Case) -> bool:
     """Whether the exact (float64) run of the reference overflows an intermediate — g² for |g| ≥ √max — that a
     different order of the same operations keeps finite ((1 − β2)·g first, then ·g): its result then depends on
     the order, and the rule does not determine it at the precision. Not judged."""
     if "intermediate overflow" not in case.notes:
-        with OverflowWatch() as watch:
-            reference_trajectory(case)
-        case.notes["intermediate overflow"] = watch.overflowed
+        _watch_exact_run(case)
     return case.notes["intermediate overflow"]
 
 
@@ -171,21 +187,9 @@ def undetermined_sign(case: Case) -> bool:
     the model's budget for the operands: each state gathers ≤ ``OPS_PER_STATE_STEP``·u relative error per step, so
     after the case's steps a and b (a square: twice) carry ≤ (2·OPS_PER_STATE_STEP·steps + 2)·u·(|a| + |b|).
     Deterministic where the Monte Carlo runs, four random roundings, see a negative residue only by chance."""
-    if "undetermined sign" in case.notes:
-        return case.notes["undetermined sign"]
-    u = unit_roundoff(case.dtype)
-    factor = (2 * OPS_PER_STATE_STEP * case.steps + 2) * u
-    found = []
-
-    def observe(a, b, difference):
-        bound = factor * (torch.abs(a) + torch.abs(b))
-        if bool(((bound > 0) & (torch.abs(difference) <= bound)).any()):
-            found.append(True)
-
-    with watching(observe):
-        reference_trajectory(case)
-    case.notes["undetermined sign"] = bool(found)
-    return bool(found)
+    if "undetermined sign" not in case.notes:
+        _watch_exact_run(case)
+    return case.notes["undetermined sign"]
 
 
 def _fraction(domain) -> bool:
