@@ -78,7 +78,10 @@ def assert_two_panel_png(path: Path) -> None:
 
 
 def pictures_named(text: str) -> list[Path]:
-    return [Path(p) for p in re.findall(r"^E?\s*picture: (\S+\.png)", text, re.MULTILINE)]
+    """The distinct pictures a run's output names. A failure's message is printed more than once where pytest shows
+    whole messages in its short summary (it does when the ``CI`` variable is set), so a name may repeat."""
+    found = re.findall(r"^E?\s*picture: (\S+\.png)", text, re.MULTILINE)
+    return [Path(p) for p in dict.fromkeys(found)]
 
 
 def clipped_runner() -> SubjectRunner:
