@@ -178,7 +178,9 @@ def findings(report: dict | None, rc: int | None, output: str) -> list[dict]:
                  "error": None, "tolerance": None, "reproducer": None}]
     imp = report["implementations"][0]
     out = []
-    for f in imp["failures"]:
+    # Hypothesis's distinct failures of one test are findings of their own
+    failures = [m for f in imp["failures"] for m in (f.get("members") or [f])]
+    for f in failures:
         message = (f.get("message") or "").strip()
         what = message.splitlines()[0] if message else ""
         if f.get("kind") == "trajectory" and f.get("expected") is not None:

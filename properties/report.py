@@ -139,6 +139,13 @@ def pytest_runtest_call(item):
 
 
 def _failure(report, exc) -> dict:
+    """One failed test's facts. Where Hypothesis found several distinct failures (an exception group), each is a
+    member with its own facts, and the failure's message lists them all."""
+    if isinstance(exc, BaseExceptionGroup):
+        members = [_failure(report, e) for e in exc.exceptions]
+        message = "\n\n".join([str(exc), *(f"[{i + 1}] {m['message']}" for i, m in enumerate(members))])
+        return {"test": report.nodeid, "kind": "distinct failures", "message": message,
+                "error": None, "tolerance": None, "reproducer": None, "members": members}
     message = str(exc) if exc is not None else (report.longreprtext or "")
     details = dict(getattr(exc, "details", {}) or {})
     kind = details.pop("kind", None) or {"NonConformance": "property", "ImplementationError": "implementation error",

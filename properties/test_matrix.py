@@ -57,11 +57,15 @@ ROUNDED_32 = {**ROUNDED, "test": ROUNDED["test"].replace("float64", "float32"), 
      "differs (domain)"),
     ((_failure("test_trajectory_matches_reference_rule", message="Hypothesis found 2 distinct failures.\n x does "
                "not conform to rule 'adam'\n y: step 0 wrote into parameter 0's .grad"),), "differs (updates)"),
+    (({**_failure("test_trajectory_matches_reference_rule", message="Hypothesis found 2 distinct failures."),
+       "members": [ROUNDED, _failure("test_zero_grad_leaves_no_stale_gradient", "implementation error")]},),
+     "crashes"),
     ((ROUNDED, ROUNDED_32), "differs (updates)"),
     ((ROUNDED, ROUNDED_TO_ZERO), "differs (float64 precision)"),
     (({**ROUNDED, "actual": float("nan"), "error": float("nan")},), "differs (updates)"),
 ], ids=["none", "validation", "side effect", "side effect and validation", "trajectory", "property", "raised",
-        "float32 rounding in float64", "float32 fails too", "float32 rounding near zero", "NaN", "refuses lr = 0", "group of distinct failures"])
+        "float32 rounding in float64", "float32 fails too", "float32 rounding near zero", "NaN", "refuses lr = 0", "group of distinct failures",
+    "itemized group"])
 def test_verdict_is_the_worst_category_of_the_findings(failures, verdict):
     """A run's verdict is its worst finding: a raise > updates > float64 precision > side effects > a narrower
     domain > validation > none; float64 counterexamples off at float32's rounding level are precision only while float32 conforms."""

@@ -50,3 +50,21 @@ def test_report_of_a_failing_implementation_carries_the_failure_facts(pytester, 
     assert set(f["hyperparameters"]) <= set(RULES["adam"].names)
     assert "does not conform to rule 'adam'" in f["message"] and "Reproduce without the suite" in f["message"]
     assert f["reproducer"] in f["message"] and "Impl" in f["reproducer"]
+
+
+def test_distinct_failures_of_one_test_are_itemized_with_their_own_facts():
+    """Where Hypothesis reports several distinct failures of one test (an exception group), the report keeps each
+    member's message and facts (error, tolerance, reproducer), not only the group's headline."""
+    from types import SimpleNamespace
+    from properties.assertions import NonConformance
+    from properties.report import _failure
+    first = NonConformance("x does not conform to rule 'adam'")
+    first.details = {"kind": "trajectory", "error": 2.0, "tolerance": 1e-15, "reproducer": "import torch"}
+    second = RuntimeError("step() raised")
+    group = BaseExceptionGroup("Hypothesis found 2 distinct failures.", [first, second])
+    f = _failure(SimpleNamespace(nodeid="t.py::test", longreprtext=""), group)
+    assert f["kind"] == "distinct failures"
+    (a, b) = f["members"]
+    assert (a["kind"], a["error"], a["tolerance"], a["reproducer"]) == ("trajectory", 2.0, 1e-15, "import torch")
+    assert b["kind"] == "error" and b["message"] == "step() raised"
+    assert "[1] x does not conform" in f["message"] and "[2] step() raised" in f["message"]
