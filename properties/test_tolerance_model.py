@@ -15,9 +15,10 @@ from optimizers.adapters import Subject
 from optimizers.known_deviations import _case
 from properties.assertions import NonConformance
 from properties.test_trajectory import check_trajectory
-from properties.tolerances import RoundingNoise, judgeable, subnormal_spacing, tolerances, undetermined_sign
+from properties.tolerances import (SENSITIVITY_FACTOR, RoundingNoise, _mca_runs, judgeable, subnormal_spacing,
+                                  tolerances, undetermined_sign)
 from reference.registry import RULES
-from reference.trajectory import reference_trajectory
+from reference.trajectory import Case, Group, reference_trajectory
 
 F32 = torch.float32
 SUBNORMAL_32 = 2.0 ** -149   # float32's smallest subnormal (IEEE 754 binary32)
@@ -119,3 +120,43 @@ def test_an_overflowing_intermediate_of_the_reference_leaves_the_case_undetermin
     order of the operations, and the case is not judged. A gradient of 1e150 overflows nothing: judged."""
     assert not judged(_case("adam", [{}], [[0.0]], [[[1e155]]]))
     assert judged(_case("adam", [{}], [[0.0]], [[[1e150]]]))
+
+
+def _adamw_float32_mixed(case) -> list[float]:
+    """AdamW on one float32 scalar as optax computes it with Python-number hyperparameters: 1 − β1 and 1 − β2 formed
+    from the Python numbers (then rounded to float32 once), β1·m, β2·v and the bias corrections 1 − β^t from β
+    rounded to float32 — each operation rounded to float32 (NumPy float32 arithmetic)."""
+    f = np.float32
+    hp = case.groups[0].hp
+    (b1, b2), lr, wd, eps = hp["betas"], hp["lr"], hp["weight_decay"], hp["eps"]
+    theta, m, v, out = f(case.params[0]), f(0), f(0), []
+    for t, row in enumerate(case.grads, 1):
+        g = f(row[0])
+        m = f(1 - b1) * g + f(b1) * m
+        v = f(1 - b2) * g * g + f(b2) * v
+        m_hat, v_hat = m / (f(1) - f(b1) ** f(t)), v / (f(1) - f(b2) ** f(t))
+        theta = theta - f(lr) * (m_hat / (np.sqrt(v_hat) + f(eps)) + f(wd) * theta)
+        out.append(float(theta))
+    return out
+
+
+def test_a_hyperparameter_rounded_differently_at_two_uses_is_within_tolerance():
+    """optax's float32 AdamW (lr 1, β = (0.9, 0.999), λ = 0.01) from θ = −1 on gradients −1, 0 — found by the
+    ecosystem matrix. It takes 1 − β2 = 0.001 from the Python number but β2^t from β2 rounded to float32
+    (0.99900001287): 1 − β2² is then 2.57e-8 too small, 1.3e-5 relative, where taking both from the same rounded β2
+    would cancel (v̂ = (1 − β2)g²β2/(1 − β2²)). θ_2 lands 1.32e-5 from the exact 0.6799582347581131. A model whose
+    hyperparameter noise is one random sign per use, shared by its samples, gave 1.18e-5 on this case when its signs
+    happened to cancel; the sample whose uses alternate ±δ does not cancel. The same implementation is judged."""
+    hp = {**RULES["adamw"].defaults(), "lr": 1.0, "weight_decay": 0.01}
+    case = Case(RULES["adamw"], [Group((0, 1, 2), hp)], [np.array(-1.0)] * 3,
+                [[np.array(-1.0)] * 3, [np.array(0.0), np.array(-1.0), np.array(-1.0)]], [[1.0], [1.0]], F32)
+    expected = [float(row[0]) for row in reference_trajectory(case)]
+    tol = [float(row[0]) for row in tolerances(case, reference_trajectory(case))]
+    actual = _adamw_float32_mixed(case)
+    assert expected[1] == pytest.approx(0.6799582347581131, abs=1e-15)
+    assert abs(actual[1] - expected[1]) > 1.3e-5   # the mixed rounding is really there
+    for t, a in enumerate(actual):
+        assert abs(a - expected[t]) <= tol[t], (t, a, expected[t], tol[t])
+    # and not by luck: the alternating sample alone, times the factor, covers it
+    (alternating,) = _mca_runs(case, 0, 1)
+    assert SENSITIVITY_FACTOR * abs(float(alternating[1][0]) - expected[1]) >= abs(actual[1] - expected[1])

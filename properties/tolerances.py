@@ -25,7 +25,10 @@ Two terms, both computed from the case itself, never tuned:
    are assigned rather than computed, like Rprop's forgotten gradient, and which every implementation writes
    exactly). For the same reason every hyperparameter declared in [0, 1] (β, α, ρ, momentum: used as β or
    through 1 − β) moves by ±u absolute, the others (γ, ε, λ) by ±u relative — and becomes a 0-d tensor,
-   so that what the rule derives from it (1 − β, β^t, 1 − β^t) is rounded like every other result.
+   so that what the rule derives from it (1 − β, β^t, 1 − β^t) is rounded like every other result. It is
+   re-rounded at every use — an implementation may round it differently in each place (optax takes 1 − β2 from
+   the Python number and β2^t from β2 in float32) — with signs at random, and in the last sample alternately +δ
+   and −δ, so that two consecutive uses whose errors would cancel under one sign do not (by luck or not at all).
    Below the smallest normal number rounding is absolute (η, the subnormal spacing: ``RoundingNoise``), and which
    product underflows depends on the implementation's order — γ·g formed first underflows where g/(√v + ε)·γ
    does not — so each MCA run also moves θ and g by ±η/c, c the smallest factor a hyperparameter can put on them
@@ -102,12 +105,15 @@ class RoundingNoise(TorchFunctionMode):
     An input made with ``rounded_input(value, delta)`` (a hyperparameter) is moved by ±delta afresh at every
     operation that reads it: an implementation may round the same hyperparameter differently in each place it
     uses it (optax takes 1 − β2 from the Python number and β2^t from β2 rounded to float32), and errors that cancel
-    when every use sees the same rounded value (v̂ = v/(1 − β2^t), both scaled by 1 − β2) then do not."""
+    when every use sees the same rounded value (v̂ = v/(1 − β2^t), both scaled by 1 − β2) then do not. A sign at
+    random per use finds the pattern that does not cancel only by luck (one draw per step, shared by a batch), so
+    with ``alternate`` the uses take +δ and −δ in turn: consecutive uses (1 − β2, then β2^t) never cancel."""
 
-    def __init__(self, u: float, seed: int, eta: float = 0.0):
+    def __init__(self, u: float, seed: int, eta: float = 0.0, alternate: bool = False):
         super().__init__()
         self.u, self.eta, self.gen = u, eta, torch.Generator().manual_seed(seed)
         self.inputs: dict[int, tuple[torch.Tensor, float]] = {}
+        self.alternate, self.uses = alternate, 0
 
     def rounded_input(self, value: float, delta: float) -> torch.Tensor:
         t = torch.tensor(value, dtype=torch.float64)
@@ -116,6 +122,9 @@ class RoundingNoise(TorchFunctionMode):
 
     def _reround(self, a):
         if isinstance(a, torch.Tensor) and id(a) in self.inputs:
+            if self.alternate:
+                self.uses += 1
+                return a + (-1.0) ** self.uses * self.inputs[id(a)][1]
             return a + self._signs(()) * self.inputs[id(a)][1]
         if isinstance(a, (list, tuple)) and any(isinstance(x, torch.Tensor) and id(x) in self.inputs for x in a):
             return type(a)(self._reround(x) for x in a)
@@ -199,16 +208,19 @@ def _fraction(domain) -> bool:
 
 
 def _mca_runs(case: Case, seed: int, samples: int) -> list[list[list[np.ndarray]]]:
-    """``samples`` Monte Carlo runs of the reference on ``case``. An element-wise rule runs them as one batch: every
-    tensor gets a leading sample axis, along which the rounding noise is independent (the hyperparameters' noise,
-    drawn per step and parameter, is shared by the batch)."""
+    """``samples`` Monte Carlo runs of the reference on ``case``; in the last, a hyperparameter's uses alternate
+    between +δ and −δ (``RoundingNoise``). An element-wise rule runs the others as one batch: every tensor gets a
+    leading sample axis, along which the rounding noise is independent (the hyperparameters' noise, drawn per use,
+    is shared by the batch)."""
     if not case.rule.elementwise:
-        return [_mca_batch(case, seed + k, None) for k in range(samples)]
-    batched = _mca_batch(case, seed, samples)
-    return [[[p[k] for p in row] for row in batched] for k in range(samples)]
+        return [_mca_batch(case, seed + k, None, alternate=k == samples - 1) for k in range(samples)]
+    batched = _mca_batch(case, seed, samples - 1) if samples > 1 else []
+    alternating = _mca_batch(case, seed + samples, 1, alternate=True)
+    return [*([[p[k] for p in row] for row in batched] for k in range(samples - 1)),
+            [[p[0] for p in row] for row in alternating]]
 
 
-def _mca_batch(case: Case, seed: int, batch: int | None):
+def _mca_batch(case: Case, seed: int, batch: int | None, alternate: bool = False):
     u = unit_roundoff(case.dtype)
     gen = torch.Generator().manual_seed(10_000 + seed)
     update = case.rule.update
@@ -226,7 +238,7 @@ def _mca_batch(case: Case, seed: int, batch: int | None):
         return noise.rounded_input(v, u * (1.0 if name in fractions else abs(v)))
 
     eta = subnormal_spacing(case.dtype)
-    noise = RoundingNoise(u, seed, eta=eta)
+    noise = RoundingNoise(u, seed, eta=eta, alternate=alternate)
 
     def scalars(hp) -> list[float]:
         """The hyperparameter-derived factors an implementation may multiply θ or g by before anything else."""
