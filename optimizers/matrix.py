@@ -14,6 +14,9 @@ an empty example database, so that the table is regenerated as committed. The ve
 * ``differs (float64 precision)`` — the updates conform but for float32 rounding inside float64 parameters: every
   update counterexample is float64 and off by at most 1e-5 relative (absolute below 1), and the float32
   trajectories conform;
+* ``differs (subnormals)`` — the updates conform but where the case feeds subnormal numbers: every update
+  counterexample has a subnormal parameter or gradient (an implementation that flushes them to zero, as XLA does
+  on CPU);
 * ``differs (side effects)`` — the updates conform, but a contract check fails (writes into .grad, state lost in a
   state_dict round trip, a replaced parameter, closure, zero_grad);
 * ``differs (domain)`` — the class refuses (ValueError) hyperparameter values inside the rule's domain, e.g. lr = 0;
@@ -55,10 +58,11 @@ COMMAND = "python -m optimizers.matrix"
 SIDE_EFFECT_TESTS = ("test_step_never_writes_grad", "test_state_dict_round_trip", "test_step_with_closure",
                      "test_zero_grad_leaves", "test_without_zero_grad_gradients_accumulate")
 VALIDATION_TESTS = ("test_rejects_hyperparameters_outside",)
-CATEGORIES = ["crash", "updates", "float64 precision", "side effects", "domain", "validation"]   # worst first
+CATEGORIES = ["crash", "updates", "float64 precision", "subnormals", "side effects", "domain",
+              "validation"]   # worst first
 UPDATE_LEVEL = ("crash", "updates")     # what a variant must not leave for the difference to be its convention
 ORDER = ["crashes", "differs (updates)", "differs by convention", "differs (float64 precision)",
-         "differs (known deviation)",
+         "differs (subnormals)", "differs (known deviation)",
          "differs (side effects)", "differs (domain)", "differs (validation)", "conforms", "not run"]
 
 
@@ -152,6 +156,14 @@ def category(failure: dict) -> str:
 FLOAT32_LEVEL = 1e-5
 
 
+def subnormals_only(found: list[dict]) -> None:
+    """Re-label as 'subnormals' the update findings when every one of them is a trajectory fed a subnormal value."""
+    updates = [f for f in found if f["category"] == "updates"]
+    if updates and all(f.get("subnormal inputs") for f in updates):
+        for f in updates:
+            f["category"] = "subnormals"
+
+
 def precision_only(found: list[dict]) -> None:
     """Re-label as 'float64 precision' the update findings that are float32 rounding inside float64 parameters:
     every update finding is a float64 trajectory off by at most FLOAT32_LEVEL relative (absolute where the value is
@@ -191,7 +203,8 @@ def findings(report: dict | None, rc: int | None, output: str) -> list[dict]:
                     "what": what, "error": f.get("error"),
                     "max_error": f.get("max_error"), "tolerance": f.get("tolerance"),
                     "reproducer": f.get("reproducer"), "message": message, "dtype": f.get("dtype"),
-                    "expected": f.get("expected")})
+                    "expected": f.get("expected"), "subnormal inputs": f.get("subnormal inputs")})
+    subnormals_only(out)
     precision_only(out)
     return out
 
@@ -211,6 +224,8 @@ def verdict(base: list[dict], known: list[dict], variant: str | None) -> str:
         return "differs by convention" if variant else "differs (updates)"
     if "float64 precision" in cats:
         return "differs (float64 precision)"
+    if "subnormals" in cats:
+        return "differs (subnormals)"
     if known:
         return "differs (known deviation)"
     if "side effects" in cats:

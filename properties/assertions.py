@@ -19,6 +19,15 @@ class NonConformance(AssertionError):
         self.details = details or {}
 
 
+def _subnormal_inputs(case, step: int) -> bool:
+    """Whether a parameter's start or a gradient up to ``step`` is subnormal in the case's dtype (nonzero, below its
+    smallest normal number): where an implementation that flushes subnormals to zero (FTZ/DAZ, XLA on CPU) parts
+    from the rule."""
+    tiny = torch.finfo(case.dtype).tiny
+    values = [*case.params, *(g for row in case.grads[:step + 1] for g in row if g is not None)]
+    return any(bool(np.any((v != 0) & (np.abs(v) < tiny))) for v in values)
+
+
 def _fmt(x: float) -> str:
     return repr(float(x))
 
@@ -101,7 +110,8 @@ def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, t
                        "dtype": str(case.dtype).replace("torch.", ""), "expected": float(e[index]),
                        "actual": float(a[index]), "error": float(err[index]), "tolerance": float(tl[index]),
                        "max_error": float(np.nanmax(np.where(np.isnan(err), np.inf, err))),
-                       "hyperparameters": {k: _jsonable(v) for k, v in hp.items()}, "reproducer": script}
+                       "hyperparameters": {k: _jsonable(v) for k, v in hp.items()}, "reproducer": script,
+                       "subnormal inputs": _subnormal_inputs(case, t)}
             raise NonConformance("\n".join([
                 f"{subject.id} does not conform to rule {case.rule.name!r} ({case.rule.source}).",
                 f"  step {t} of {case.steps} (0-based), parameter {i} (shape {tuple(e.shape)}, group {k}), "

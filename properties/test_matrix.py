@@ -60,14 +60,16 @@ ROUNDED_32 = {**ROUNDED, "test": ROUNDED["test"].replace("float64", "float32"), 
     (({**_failure("test_trajectory_matches_reference_rule", message="Hypothesis found 2 distinct failures."),
        "members": [ROUNDED, _failure("test_zero_grad_leaves_no_stale_gradient", "implementation error")]},),
      "crashes"),
+    (({**TRAJECTORY, "subnormal inputs": True}, {**ROUNDED_32, "subnormal inputs": True}), "differs (subnormals)"),
+    (({**TRAJECTORY, "subnormal inputs": True}, TRAJECTORY), "differs (updates)"),
     ((ROUNDED, ROUNDED_32), "differs (updates)"),
     ((ROUNDED, ROUNDED_TO_ZERO), "differs (float64 precision)"),
     (({**ROUNDED, "actual": float("nan"), "error": float("nan")},), "differs (updates)"),
 ], ids=["none", "validation", "side effect", "side effect and validation", "trajectory", "property", "raised",
-        "float32 rounding in float64", "float32 fails too", "float32 rounding near zero", "NaN", "refuses lr = 0", "group of distinct failures",
-    "itemized group"])
+        "float32 rounding in float64", "refuses lr = 0", "group of distinct failures", "itemized group",
+        "subnormals flushed", "subnormals and not", "float32 fails too", "float32 rounding near zero", "NaN"])
 def test_verdict_is_the_worst_category_of_the_findings(failures, verdict):
-    """A run's verdict is its worst finding: a raise > updates > float64 precision > side effects > a narrower
+    """A run's verdict is its worst finding: a raise > updates > float64 precision > subnormals > side effects > a narrower
     domain > validation > none; float64 counterexamples off at float32's rounding level are precision only while float32 conforms."""
     assert matrix.verdict(matrix.findings(_report(*failures), 1, ""), [], None) == verdict
 
@@ -262,3 +264,15 @@ def test_adamw_eps_floor_takes_a_full_step_where_the_floor_does_not_bind():
     θ = torch.tensor(-1.0, dtype=torch.float64)
     assert _run(RULES["adamw_eps_floor"], hp, θ, g).item() == 0.0
     assert math.isclose(_run(RULES["adamw"], hp, θ, g).item(), -1 + 1 / 1.1, rel_tol=1e-15)
+
+
+def test_a_trajectory_failure_says_whether_its_case_fed_subnormal_numbers():
+    """The failure's facts carry 'subnormal inputs': a nonzero parameter start or gradient, up to the failing step,
+    below the dtype's smallest normal number (2.2e-308 in float64, 1.2e-38 in float32)."""
+    import torch
+    from optimizers.known_deviations import _case
+    from properties.assertions import _subnormal_inputs
+    assert _subnormal_inputs(_case("adam", [{}], [[0.0]], [[[-1e-308]]]), 0)
+    assert not _subnormal_inputs(_case("adam", [{}], [[0.0]], [[[-1e-300]]]), 0)
+    assert _subnormal_inputs(_case("adam", [{}], [[0.0]], [[[-1e-39]]], torch.float32), 0)
+    assert not _subnormal_inputs(_case("adam", [{}], [[1.0]], [[[1.0]], [[-1e-308]]]), 0)   # not yet at step 0
