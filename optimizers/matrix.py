@@ -2,6 +2,7 @@
 (``optimizers/ecosystem.py``), written as a Markdown table and JSON.
 
     python -m optimizers.matrix [--jobs 2] [--only TEXT ...] [--out optimizers/results]
+    python -m optimizers.matrix --splice matrix-out --reason WHY    # a selection's rows into the committed table
 
 Each row is one pytest run in a subprocess (``--optimizer SPEC --rule RULE --conformance-json``; torch's classes run
 as the suite's built-in subjects, one code path each), under a per-run time limit, with a fixed Hypothesis seed and
@@ -390,6 +391,47 @@ def deviation(row: dict) -> str:
     return f"{_num(err)} (tol {_num(tol)})"
 
 
+def _rerun_line(rerun) -> str:
+    if isinstance(rerun, str):   # the first table's form: a row re-run after a signal ended its run
+        rerun = {"rows": [rerun], "reason": "their first run was ended by a signal from another process on the "
+                 "shared machine (same code, same seed)"}
+    where = f" on {rerun['date']} at commit {rerun['commit']}" if rerun.get("commit") else ""
+    return (f"Re-run with `{rerun.get('command', '--only')}`{where} and spliced in "
+            f"(`{COMMAND} --splice DIR`), because {rerun['reason']}: {', '.join(rerun['rows'])}.")
+
+
+def _key(row: dict) -> tuple:
+    return row["library"], row["class"], row["path"], row["rule"]
+
+
+def splice(source: str, into: str, reason: str) -> list[str]:
+    """Replace the rows of ``into``/matrix.json that ``source``/matrix.json (a selection's run) holds, note the
+    re-run (its command, date, commit and ``reason``) in the table's header, and rewrite both files of ``into``."""
+    with open(os.path.join(source, "matrix.json")) as f:
+        new = json.load(f)
+    with open(os.path.join(into, "matrix.json")) as f:
+        data = json.load(f)
+    index = {_key(r): i for i, r in enumerate(data["rows"])}
+    missing = [f"{r['class']} [{r['path']}]" for r in new["rows"] if _key(r) not in index]
+    if missing:
+        raise SystemExit(f"{COMMAND}: rows not in {into}/matrix.json: {', '.join(missing)}")
+    for r in new["rows"]:
+        data["rows"][index[_key(r)]] = r
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=source, capture_output=True,
+                            text=True).stdout.strip() or None
+    reruns = [x for x in data.get("reruns") or [] if isinstance(x, dict) or
+              x not in [f"{r['class']} [{r['path']}]" for r in new["rows"]]]
+    reruns.append({"rows": [f"{r['class']} [{r['path']}]" for r in new["rows"]], "date": new["generated"],
+                   "commit": commit, "command": new["command"], "reason": reason, "suite": new["suite"],
+                   "libraries": new["libraries"]})
+    data["reruns"] = reruns
+    with open(os.path.join(into, "matrix.json"), "w") as f:
+        json.dump(data, f, indent=1, default=str)
+    with open(os.path.join(into, "matrix.md"), "w") as f:
+        f.write(markdown(data))
+    return reruns[-1]["rows"]
+
+
 def markdown(data: dict) -> str:
     s = data["suite"]
     lines = [
@@ -403,9 +445,7 @@ def markdown(data: dict) -> str:
         + (" Not installed: " + ", ".join(k for k, v in data["libraries"].items() if not v) + "."
            if any(not v for v in data["libraries"].values()) else ""),
         "",
-        *([f"Re-run with `--only` (same code, same seed) after their first run was ended by a signal from another "
-           f"process on the shared machine, and spliced in: {', '.join(data['reruns'])}.", ""]
-          if data.get("reruns") else []),
+        *(line for rerun in data.get("reruns") or [] for line in (_rerun_line(rerun), "")),
         "Verdicts: see `optimizers/matrix.py`. *Mapping*: how the rule's hyperparameters (torch's names) are passed "
         "to the class (`optimizers/ecosystem.py`); the rule's hyperparameters the class does not take are held at "
         "the rule's defaults. *Deviation*: the largest error of a counterexample, with its tolerance.",
@@ -473,7 +513,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="directory for matrix.md and matrix.json (default "
                         "optimizers/results for the whole matrix, matrix-out/ for a selection)")
     parser.add_argument("--no-reproduce", action="store_true", help="don't run the reproducers standalone")
+    parser.add_argument("--splice", metavar="DIR", help="run nothing: put the rows of DIR/matrix.json (a selection's "
+                        "run) into the committed table (or --out), noting the re-run and --reason in its header")
+    parser.add_argument("--reason", help="why the rows were re-run (with --splice)")
     args = parser.parse_args(argv)
+    if args.splice:
+        if not args.reason:
+            parser.error("--splice needs --reason: why the rows were re-run")
+        if not os.path.exists(os.path.join(args.splice, "matrix.json")):
+            parser.error(f"{args.splice}/matrix.json does not exist: run a selection with --only first")
+        rows = splice(args.splice, args.out or RESULTS, args.reason)
+        print(f"spliced {len(rows)} rows into {args.out or RESULTS}: {', '.join(rows)}")
+        return 0
     if args.jobs < 1 or args.timeout <= 0:
         parser.error("--jobs must be >= 1 and --timeout > 0")
     entries = selected(args.only, args.library)

@@ -276,3 +276,27 @@ def test_a_trajectory_failure_says_whether_its_case_fed_subnormal_numbers():
     assert not _subnormal_inputs(_case("adam", [{}], [[0.0]], [[[-1e-300]]]), 0)
     assert _subnormal_inputs(_case("adam", [{}], [[0.0]], [[[-1e-39]]], torch.float32), 0)
     assert not _subnormal_inputs(_case("adam", [{}], [[1.0]], [[[1.0]], [[-1e-308]]]), 0)   # not yet at step 0
+
+
+def test_splice_replaces_the_selected_rows_and_notes_the_rerun(tmp_path):
+    """``--splice DIR``: the rows a selection's run holds replace the same rows (library, class, path, rule) of the
+    committed table, the others stay, and the header names the re-run rows, its date and the reason."""
+    import json
+    row = {"library": "torch", "class": "torch.optim.SGD", "path": "for-loop", "rule": "sgd", "version": "2",
+           "mapping": "built-in subject", "verdict": "conforms", "findings": []}
+    other = {**row, "class": "torch.optim.Adam", "rule": "adam"}
+    base = {"generated": "2026-01-01", "command": "python -m optimizers.matrix", "seconds": 1.0,
+            "suite": {"torch": "2", "python": "3", "profile": "dev", "examples_per_test": 25, "seed": 0,
+                      "machine": "x"}, "libraries": {"torch": "2"}, "rows": [row, other]}
+    (tmp_path / "into").mkdir()
+    (tmp_path / "sel").mkdir()
+    (tmp_path / "into" / "matrix.json").write_text(json.dumps(base))
+    rerun = {**base, "generated": "2026-02-02", "command": "python -m optimizers.matrix --only SGD",
+             "rows": [{**row, "verdict": "differs (validation)"}]}
+    (tmp_path / "sel" / "matrix.json").write_text(json.dumps(rerun))
+    assert matrix.main(["--splice", str(tmp_path / "sel"), "--out", str(tmp_path / "into"),
+                        "--reason", "a test"]) == 0
+    data = json.loads((tmp_path / "into" / "matrix.json").read_text())
+    assert [r["verdict"] for r in data["rows"]] == ["differs (validation)", "conforms"]
+    md = (tmp_path / "into" / "matrix.md").read_text()
+    assert "because a test: torch.optim.SGD [for-loop]" in md and "--only SGD" in md
