@@ -391,13 +391,19 @@ def deviation(row: dict) -> str:
     return f"{_num(err)} (tol {_num(tol)})"
 
 
-def _rerun_line(rerun) -> str:
-    if isinstance(rerun, str):   # the first table's form: a row re-run after a signal ended its run
-        rerun = {"rows": [rerun], "reason": "their first run was ended by a signal from another process on the "
-                 "shared machine (same code, same seed)"}
-    where = f" on {rerun['date']} at commit {rerun['commit']}" if rerun.get("commit") else ""
-    return (f"Re-run with `{rerun.get('command', '--only')}`{where} and spliced in "
-            f"(`{COMMAND} --splice DIR`), because {rerun['reason']}: {', '.join(rerun['rows'])}.")
+def _reruns(data: dict) -> list[dict]:
+    """The table's re-runs; the first table's form, a list of rows re-run after a signal ended their run, as one."""
+    old = [x for x in data.get("reruns") or [] if isinstance(x, str)]
+    return ([{"rows": old, "reason": "their first run was ended by a signal from another process on the shared "
+              "machine (same code, same seed)"}] if old else []) + \
+        [x for x in data.get("reruns") or [] if isinstance(x, dict)]
+
+
+def _rerun_line(rerun: dict) -> str:
+    how = (f" with `{rerun.get('command', '--only')}`" + (f" on {rerun['date']}" if rerun.get("date") else "")
+           + (f" at commit {rerun['commit']}" if rerun.get("commit") else ""))
+    spliced = f" (`{COMMAND} --splice DIR`)" if rerun.get("date") else ""
+    return f"Re-run{how} and spliced in{spliced}, because {rerun['reason']}: {', '.join(rerun['rows'])}."
 
 
 def _key(row: dict) -> tuple:
@@ -417,8 +423,7 @@ def splice(source: str, into: str, reason: str) -> list[str]:
         raise SystemExit(f"{COMMAND}: rows not in {into}/matrix.json: {', '.join(missing)}")
     for r in new["rows"]:
         data["rows"][index[_key(r)]] = r
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=source, capture_output=True,
-                            text=True).stdout.strip() or None
+    commit = new.get("commit")
     reruns = [x for x in data.get("reruns") or [] if isinstance(x, dict) or
               x not in [f"{r['class']} [{r['path']}]" for r in new["rows"]]]
     reruns.append({"rows": [f"{r['class']} [{r['path']}]" for r in new["rows"]], "date": new["generated"],
@@ -445,7 +450,7 @@ def markdown(data: dict) -> str:
         + (" Not installed: " + ", ".join(k for k, v in data["libraries"].items() if not v) + "."
            if any(not v for v in data["libraries"].values()) else ""),
         "",
-        *(line for rerun in data.get("reruns") or [] for line in (_rerun_line(rerun), "")),
+        *(line for rerun in _reruns(data) for line in (_rerun_line(rerun), "")),
         "Verdicts: see `optimizers/matrix.py`. *Mapping*: how the rule's hyperparameters (torch's names) are passed "
         "to the class (`optimizers/ecosystem.py`); the rule's hyperparameters the class does not take are held at "
         "the rule's defaults. *Deviation*: the largest error of a counterexample, with its tolerance.",
@@ -555,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
     import conftest  # noqa: F401  (registers the profiles)
     data = {
         "generated": datetime.date.today().isoformat(),
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                 text=True).stdout.strip() or None,
         "command": COMMAND + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
         "seconds": round(time.monotonic() - start, 1),
         "suite": {"torch": torch.__version__, "python": platform.python_version(), "profile": args.profile,
