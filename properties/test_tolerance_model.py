@@ -129,9 +129,12 @@ def _adamw_float32_mixed(case) -> list[float]:
     f = np.float32
     hp = case.groups[0].hp
     (b1, b2), lr, wd, eps = hp["betas"], hp["lr"], hp["weight_decay"], hp["eps"]
-    theta, m, v, out = f(case.params[0]), f(0), f(0), []
-    for t, row in enumerate(case.grads, 1):
-        g = f(row[0])
+    theta, m, v, out, t = f(case.params[0]), f(0), f(0), [], 0
+    for row in case.grads:
+        if row[0] is None:   # no gradient: θ and the state stay, the step count too
+            out.append(float(theta))
+            continue
+        t, g = t + 1, f(row[0])
         m = f(1 - b1) * g + f(b1) * m
         v = f(1 - b2) * g * g + f(b2) * v
         m_hat, v_hat = m / (f(1) - f(b1) ** f(t)), v / (f(1) - f(b2) ** f(t))
@@ -160,3 +163,31 @@ def test_a_hyperparameter_rounded_differently_at_two_uses_is_within_tolerance():
     # and not by luck: the alternating sample alone, times the factor, covers it
     (alternating,) = _mca_runs(case, 0, 1)
     assert SENSITIVITY_FACTOR * abs(float(alternating[1][0]) - expected[1]) >= abs(actual[1] - expected[1])
+
+
+def test_a_hyperparameter_rounded_differently_is_within_tolerance_over_many_steps():
+    """The same float32 AdamW over 11 steps, on two parameters of five elements in two groups — found by seed 5 of
+    the optax float32 run once the first case was covered. Parameter 1 (lr 1, β = (0.9, 0.999), λ = 0, no gradient
+    at step 1): the mixed rounding of β2 builds up in v, and θ ends 5.8e-5 from the exact −6.873459436975478.
+    Alternating the sign over all uses in one sequence made the pattern depend on how many uses came before (three
+    per hyperparameter and step, two parameters): the decay β2·v took +δ and −δ on alternate steps, the build-up
+    cancelled, and the tolerance was 4.74e-5. Each hyperparameter of a step now alternates over its own uses, the
+    same pattern every step, and the case is judged with room."""
+    one, alt = [1.0] * 5, [-1.0, 1.0, -1.0, 1.0, -1.0]
+    first = [None, one, one, one, None, one, one, one, one, one, one]
+    second = [one, None, [0.009999999776482582] * 5, one, one, one, one, alt, one, one, one]
+    defaults = RULES["adamw"].defaults()
+    groups = [Group((0,), {**defaults, "lr": 1.0, "betas": (0.0, 0.999), "weight_decay": 0.01}),
+              Group((1,), {**defaults, "lr": 1.0, "weight_decay": 0.0})]
+    case = Case(RULES["adamw"], groups, [np.array(one), np.array(one)],
+                [[None if a is None else np.array(a), None if b is None else np.array(b)] for a, b in zip(first, second)],
+                [[1.0, 1.0]] * len(first), F32)
+    expected = reference_trajectory(case)
+    tol = tolerances(case, expected)
+    alone = Case(RULES["adamw"], [groups[1]], [np.array(1.0)],
+                 [[None if b is None else np.array(b[0])] for b in second], [[1.0]] * len(first), F32)
+    actual = _adamw_float32_mixed(alone)   # element 0 of parameter 1: the groups do not interact
+    assert float(expected[-1][1][0]) == pytest.approx(-6.873459436975478, abs=1e-14)
+    assert abs(actual[-1] - float(expected[-1][1][0])) > 5e-5
+    for t, a in enumerate(actual):
+        assert abs(a - float(expected[t][1][0])) <= float(tol[t][1][0]), (t, a, float(tol[t][1][0]))

@@ -27,8 +27,9 @@ Two terms, both computed from the case itself, never tuned:
    through 1 − β) moves by ±u absolute, the others (γ, ε, λ) by ±u relative — and becomes a 0-d tensor,
    so that what the rule derives from it (1 − β, β^t, 1 − β^t) is rounded like every other result. It is
    re-rounded at every use — an implementation may round it differently in each place (optax takes 1 − β2 from
-   the Python number and β2^t from β2 in float32) — with signs at random, and in the last sample alternately +δ
-   and −δ, so that two consecutive uses whose errors would cancel under one sign do not (by luck or not at all).
+   the Python number and β2^t from β2 in float32) — with signs at random, and in the last sample alternately −δ
+   and +δ over each hyperparameter's uses in a step, the same pattern every step, so that uses whose errors would
+   cancel under one sign (1 − β2 and β2^t) do not, by luck or not at all, and the difference builds up over steps.
    Below the smallest normal number rounding is absolute (η, the subnormal spacing: ``RoundingNoise``), and which
    product underflows depends on the implementation's order — γ·g formed first underflows where g/(√v + ε)·γ
    does not — so each MCA run also moves θ and g by ±η/c, c the smallest factor a hyperparameter can put on them
@@ -107,13 +108,15 @@ class RoundingNoise(TorchFunctionMode):
     uses it (optax takes 1 − β2 from the Python number and β2^t from β2 rounded to float32), and errors that cancel
     when every use sees the same rounded value (v̂ = v/(1 − β2^t), both scaled by 1 − β2) then do not. A sign at
     random per use finds the pattern that does not cancel only by luck (one draw per step, shared by a batch), so
-    with ``alternate`` the uses take +δ and −δ in turn: consecutive uses (1 − β2, then β2^t) never cancel."""
+    with ``alternate`` each input's own uses take −δ, +δ, −δ, … in turn — the same pattern at every step, since a
+    step's hyperparameters are new inputs — and optax's pattern (β2·v and β2^t off one way, 1 − β2 not) has a
+    counterpart that does not cancel either, step after step."""
 
     def __init__(self, u: float, seed: int, eta: float = 0.0, alternate: bool = False):
         super().__init__()
         self.u, self.eta, self.gen = u, eta, torch.Generator().manual_seed(seed)
         self.inputs: dict[int, tuple[torch.Tensor, float]] = {}
-        self.alternate, self.uses = alternate, 0
+        self.alternate, self.uses = alternate, {}
 
     def rounded_input(self, value: float, delta: float) -> torch.Tensor:
         t = torch.tensor(value, dtype=torch.float64)
@@ -122,9 +125,9 @@ class RoundingNoise(TorchFunctionMode):
 
     def _reround(self, a):
         if isinstance(a, torch.Tensor) and id(a) in self.inputs:
-            if self.alternate:
-                self.uses += 1
-                return a + (-1.0) ** self.uses * self.inputs[id(a)][1]
+            if self.alternate:   # the k-th use of this input (a hyperparameter of this step) takes (−1)^k δ
+                self.uses[id(a)] = self.uses.get(id(a), 0) + 1
+                return a + (-1.0) ** self.uses[id(a)] * self.inputs[id(a)][1]
             return a + self._signs(()) * self.inputs[id(a)][1]
         if isinstance(a, (list, tuple)) and any(isinstance(x, torch.Tensor) and id(x) in self.inputs for x in a):
             return type(a)(self._reround(x) for x in a)
