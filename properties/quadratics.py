@@ -820,8 +820,8 @@ def failure(runner: Runner, claim: str, hp: dict, problem, run: Run, step: int, 
     if script:
         lines += ["Reproduce without the suite (replays the gradients this run was fed):", "-" * 72, script, "-" * 72]
     # on a two-coordinate problem: a picture of both rules' closed-loop runs, named in the message
-    fed = np.asarray(run.grads[:max(step, 1)], dtype=np.float64)
-    tiny = np.finfo(np.float64).tiny   # the runs are float64
+    fed = np.concatenate([np.ravel(run.xs[0]), np.ravel(run.grads[:max(step, 1)])]).astype(np.float64)
+    tiny = np.finfo(np.float64).tiny   # the runs are float64; the start and the gradients are what was fed
     details = {"subnormal inputs": bool(np.any((fed != 0) & (np.abs(fed) < tiny)))}
     return plots.pictured(NonConformance("\n".join(lines), details), runner, claim, hp, problem, run, step, element)
 

@@ -300,3 +300,18 @@ def test_splice_replaces_the_selected_rows_and_notes_the_rerun(tmp_path):
     assert [r["verdict"] for r in data["rows"]] == ["differs (validation)", "conforms"]
     md = (tmp_path / "into" / "matrix.md").read_text()
     assert "because a test: torch.optim.SGD [for-loop]" in md and "--only SGD" in md
+
+
+@pytest.mark.parametrize("start, subnormal", [([6.0, 6.0], False), ([1e-310, 6.0], True)])
+def test_a_property_failure_says_whether_its_start_or_gradients_were_subnormal(start, subnormal):
+    """A closed-loop property's failure carries 'subnormal inputs' too: its start x_0 or a gradient it was fed is
+    subnormal (here a planted bug that clips every step fails from a normal and from a subnormal start)."""
+    import numpy as np
+    from properties.assertions import NonConformance
+    from properties.quadratics import Quadratic
+    from properties.test_descent import check_gd_rate
+    from properties.test_plots import clipped_runner
+    problem = Quadratic("test", np.array([0.4, 4.0]), None, np.zeros(2), np.array(start))
+    with pytest.raises(NonConformance) as failed:
+        check_gd_rate(clipped_runner(), problem, 0.1, steps=5)
+    assert failed.value.details["subnormal inputs"] is subnormal
