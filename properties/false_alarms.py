@@ -11,19 +11,26 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import os
 import re
 import subprocess
 import sys
 import time
 
 
-def run_seed(seed: int, pytest_args: list[str]) -> tuple[int, int, float, list[str], str]:
+def run_seed(seed: int, pytest_args: list[str], logs: str) -> tuple[int, int, float, list[str], str]:
+    """One run of the suite under ``seed``; a failing run's whole output is kept in ``logs``/seed-N.txt (with a
+    forced seed the examples a test draws depend on the whole session, so the run itself is the reproducer)."""
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:warnings", f"--hypothesis-seed={seed}", *pytest_args]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     failed = re.findall(r"^FAILED (\S+)", proc.stdout, flags=re.M)
     summary = (proc.stdout.strip().splitlines() or [""])[-1]
+    if proc.returncode != 0:
+        os.makedirs(logs, exist_ok=True)
+        with open(os.path.join(logs, f"seed-{seed}.txt"), "w") as f:
+            f.write(" ".join(cmd) + "\n\n" + proc.stdout + proc.stderr)
     return seed, proc.returncode, elapsed, failed, summary
 
 
@@ -32,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=20, help="how many seeds (default 20)")
     parser.add_argument("--first", type=int, default=1, help="first seed (default 1)")
     parser.add_argument("--jobs", type=int, default=1, help="seeds run at once (default 1)")
+    parser.add_argument("--logs", default="false-alarms", help="where a failing seed's output is kept "
+                        "(default false-alarms/seed-N.txt)")
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest after --")
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.jobs < 1:
@@ -40,10 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     bad = []
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        for seed, rc, elapsed, failed, summary in pool.map(lambda s: run_seed(s, args.pytest_args), seeds):
+        for seed, rc, elapsed, failed, summary in pool.map(lambda s: run_seed(s, args.pytest_args, args.logs), seeds):
             print(f"seed {seed:>4}: exit {rc}  {elapsed:6.0f} s  {summary}", flush=True)
             for test in failed:
                 print(f"            FAILED {test}")
+            if rc != 0:
+                print(f"            output: {os.path.join(args.logs, f'seed-{seed}.txt')}")
             if rc != 0:
                 bad.append(seed)
     total = time.perf_counter() - start
