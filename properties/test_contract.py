@@ -8,6 +8,7 @@ apply to any trajectory case (the self-tests run them on planted bugs too).
 from __future__ import annotations
 
 import copy
+import re
 import dataclasses
 
 import numpy as np
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from optimizers.known_deviations import applicable
 from optimizers.adapters import construct, make_params, set_grads, set_lrs, snapshot, step
+from optimizers.loading import reproducer_import
 from properties.assertions import NonConformance
 from properties.strategies import cases
 from properties.test_trajectory import check_trajectory, under_known_deviations
@@ -227,6 +229,17 @@ def _out_of_domain(rule):
     return out
 
 
+def _rejection_script(subject, kwargs: dict, message: str) -> str:
+    """A script that constructs the implementation with ``kwargs`` and fails its assertion where it is accepted."""
+    literal = re.sub(r"\b(-?)(inf|nan)\b", r"\1math.\2", repr(kwargs))
+    return "\n".join(["import math", "import torch", reproducer_import(subject.spec), "",
+                      f"p = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64, device={subject.device!r}))",
+                      "try:", f"    Impl([p], **{literal})",
+                      "except (ValueError, TypeError, RuntimeError, AssertionError) as e:",
+                      "    print('rejected:', type(e).__name__, e)",
+                      "else:", f"    raise AssertionError({message!r})"])
+
+
 def test_rejects_hyperparameters_outside_the_rule_domain(subject):
     """Constructing with a hyperparameter outside its declared domain, or an invalid combination, raises."""
     _require(subject, "param_groups")
@@ -242,7 +255,10 @@ def test_rejects_hyperparameters_outside_the_rule_domain(subject):
             subject.factory([p], **kwargs)
         except (ValueError, TypeError, RuntimeError, AssertionError):
             continue
-        pytest.fail(f"{subject.id} accepted {what}; torch.optim.{subject.rule.torch_class or 'its class'} rejects it "
-                    "with ValueError", pytrace=False)
+        message = (f"{subject.id} accepted {what}; torch.optim.{subject.rule.torch_class or 'its class'} rejects it "
+                   "with ValueError")
+        failure = pytest.fail.Exception(message, pytrace=False)
+        failure.details = {"reproducer": _rejection_script(subject, kwargs, message)}
+        raise failure
     if not tried:
         pytest.skip("the constructor accepts none of the rule's range-checked hyperparameters")

@@ -68,3 +68,35 @@ def test_distinct_failures_of_one_test_are_itemized_with_their_own_facts():
     assert (a["kind"], a["error"], a["tolerance"], a["reproducer"]) == ("trajectory", 2.0, 1e-15, "import torch")
     assert b["kind"] == "error" and b["message"] == "step() raised"
     assert "[1] x does not conform" in f["message"] and "[2] step() raised" in f["message"]
+
+
+UNCHECKED = '''import torch
+
+
+class UncheckedSGD(torch.optim.SGD):
+    """SGD that accepts a negative learning rate (torch's raises ValueError)."""
+
+    def __init__(self, params, lr=1e-3, **kwargs):
+        super().__init__(params, lr=abs(lr), **kwargs)
+        for group in self.param_groups:
+            group["lr"] = lr
+'''
+
+
+def test_an_accepted_invalid_hyperparameter_comes_with_a_script_that_shows_it(pytester, monkeypatch, tmp_path):
+    """A constructor that accepts lr < 0: the failure's facts carry a script that constructs it with that value and
+    fails its assertion when run on its own (outside the suite), as the matrix checks."""
+    import subprocess
+    import sys
+    module = tmp_path / "unchecked.py"
+    module.write_text(UNCHECKED)
+    out = tmp_path / "report.json"
+    result = run_suite(pytester, monkeypatch, ["--optimizer", f"{module}:UncheckedSGD", "--rule", "sgd",
+                                               "-k", "test_rejects_hyperparameters_outside_the_rule_domain",
+                                               f"--conformance-json={out}"])
+    assert result.ret == 1
+    (imp,) = json.loads(out.read_text())["implementations"]
+    (f,) = imp["failures"]
+    assert "accepted lr=" in f["message"] and f["reproducer"]
+    run = subprocess.run([sys.executable, "-c", f["reproducer"]], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 1 and "AssertionError: " in run.stderr and "accepted lr=" in run.stderr, run.stderr
