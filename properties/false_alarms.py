@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m properties.false_alarms", description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=20, help="how many seeds (default 20)")
     parser.add_argument("--first", type=int, default=1, help="first seed (default 1)")
+    parser.add_argument("--list", help="these seeds, comma-separated (instead of --first and --seeds)")
     parser.add_argument("--jobs", type=int, default=1, help="seeds run at once (default 1)")
     parser.add_argument("--logs", default="false-alarms", help="where a failing seed's output is kept "
                         "(default false-alarms/seed-N.txt)")
@@ -45,7 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.jobs < 1:
         parser.error("--seeds and --jobs must be at least 1")
-    seeds = range(args.first, args.first + args.seeds)
+    if args.list:
+        try:
+            seeds = [int(x) for x in args.list.split(",")]
+        except ValueError:
+            parser.error(f"--list takes comma-separated integers, not {args.list!r}")
+    else:
+        seeds = list(range(args.first, args.first + args.seeds))
     start = time.perf_counter()
     bad = []
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
@@ -58,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             if rc != 0:
                 bad.append(seed)
     total = time.perf_counter() - start
-    print(f"{args.seeds - len(bad)}/{args.seeds} seeds passed in {total / 60:.1f} min"
+    print(f"{len(seeds) - len(bad)}/{len(seeds)} seeds passed in {total / 60:.1f} min"
           + (f"; failing seeds: {', '.join(map(str, bad))}" if bad else ""))
     return 1 if bad else 0
 
