@@ -85,6 +85,18 @@ def reproducer(subject: Subject, case: Case, upto: int, i: int, index: tuple, ex
     return "\n".join(lines)
 
 
+def grad_reproducer(subject: Subject, case: Case, upto: int, i: int) -> str:
+    """A self-contained script: the case's steps 0..upto as in ``reproducer``, then the check that parameter ``i``'s
+    .grad still holds the gradient it was given (step() must only read it)."""
+    script = reproducer(subject, case, upto, i, (), 0.0, 0.0)
+    head = script[:script.index("\nactual = ")]
+    return "\n".join([head,
+                      f"given = grads[{i}]  # the gradient set before the last step",
+                      f"after = params[{i}].grad",
+                      "print('given', given, '; p.grad after step():', None if after is None else after.tolist())",
+                      "assert after is not None and after.tolist() == given, 'step() changed p.grad'"])
+
+
 def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, tol) -> None:
     """Every parameter after every step within tolerance of the reference; the first deviation explained."""
     __tracebackhide__ = True

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from optimizers.known_deviations import applicable
 from optimizers.adapters import construct, make_params, set_grads, set_lrs, snapshot, step
 from optimizers.loading import reproducer_import
-from properties.assertions import NonConformance
+from properties.assertions import NonConformance, grad_reproducer
 from properties.strategies import cases
 from properties.test_trajectory import check_trajectory, under_known_deviations
 
@@ -82,7 +82,8 @@ def check_step_leaves_grads_and_params_intact(subject, case) -> None:
         for i, (p, g, c) in enumerate(zip(params, grads, copies)):
             if p.grad is not g or (c is not None and not torch.equal(p.grad, c)):
                 raise NonConformance(f"{subject.id}: step {t} wrote into parameter {i}'s .grad "
-                                     f"(it should only read it) ({case!r})")
+                                     f"(it should only read it) ({case!r})",
+                                     {"reproducer": grad_reproducer(subject, case, t, i)})
             now = (p.dtype, tuple(p.shape), p.device, p.data_ptr())
             if now != before[i]:
                 raise NonConformance(f"{subject.id}: step {t} changed parameter {i} from (dtype, shape, device, "

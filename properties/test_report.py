@@ -100,3 +100,21 @@ def test_an_accepted_invalid_hyperparameter_comes_with_a_script_that_shows_it(py
     assert "accepted lr=" in f["message"] and f["reproducer"]
     run = subprocess.run([sys.executable, "-c", f["reproducer"]], capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 1 and "AssertionError: " in run.stderr and "accepted lr=" in run.stderr, run.stderr
+
+
+def test_a_step_that_writes_into_grad_comes_with_a_script_that_shows_it(pytester, monkeypatch, tmp_path):
+    """An implementation whose step() adds into p.grad: the failure's facts carry a script that replays the steps
+    and fails its assertion on p.grad when run on its own (outside the suite), as the matrix checks."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    out = tmp_path / "report.json"
+    result = run_suite(pytester, monkeypatch, ["--optimizer", "optimizers.misbehaving:WritesGrad", "--rule", "sgd",
+                                               "-k", "test_step_never_writes_grad", f"--conformance-json={out}"])
+    assert result.ret == 1
+    (imp,) = json.loads(out.read_text())["implementations"]
+    (f,) = imp["failures"]
+    assert "wrote into parameter" in f["message"] and f["reproducer"]
+    root = Path(__file__).resolve().parent.parent   # the script imports optimizers.misbehaving from the suite
+    run = subprocess.run([sys.executable, "-c", f["reproducer"]], capture_output=True, text=True, cwd=root)
+    assert run.returncode == 1 and "step() changed p.grad" in run.stderr, run.stderr
