@@ -191,3 +191,23 @@ def test_a_hyperparameter_rounded_differently_is_within_tolerance_over_many_step
     assert abs(actual[-1] - float(expected[-1][1][0])) > 5e-5
     for t, a in enumerate(actual):
         assert abs(a - float(expected[t][1][0])) <= float(tol[t][1][0]), (t, a, float(tol[t][1][0]))
+
+
+@pytest.mark.xfail(strict=True, reason="known gap of the model, found by false-alarm seed 11: the Monte Carlo runs "
+                   "perturb every result by exactly ±u, and two perturbations of equal size cancel with probability ½ "
+                   "— here in all four samples for one element of five; the model needs magnitudes that do not cancel")
+def test_a_rounding_of_the_reference_form_that_the_samples_cancel_is_within_tolerance():
+    """rmsprop_tf (TensorFlow's form v + (1 − α)(g² − v), v₀ = 1) with α = 0, λ = 1, lr 0.01, ε = 1e-8 on θ = 0 (five
+    elements), g = 1e-5: the reference rounds g² − 1 (v = 1.0000000827e-10 instead of g² = 1e-10), an implementation
+    forming α·v + (1 − α)g² gets g² exactly, and θ differs by 4.1e-13 (−0.000995037190209989 against
+    −0.000995037189802416). Four elements get a tolerance of ~5e-11; element 4 gets 7.4e-14, its perturbations of
+    g² − v and of (1 − α)·(g² − v) having cancelled in every sample."""
+    hp = {**RULES["rmsprop_tf"].defaults(), "lr": 0.01, "alpha": 0.0, "eps": 1e-8, "weight_decay": 1.0}
+    case = Case(RULES["rmsprop_tf"], [Group((0,), hp), Group((1,), hp, True)], [np.zeros(5), np.array(-1.0)],
+                [[np.full(5, 9.999999999999999e-06), np.array(-1.0)]], [[0.01, 0.01]])
+    expected = reference_trajectory(case)[0][0]
+    tol = tolerances(case, reference_trajectory(case))[0][0]
+    g = torch.full((5,), 9.999999999999999e-06, dtype=torch.float64)
+    v = torch.ones(5, dtype=torch.float64).mul_(0.0).addcmul_(g, g, value=1.0)   # α·v + (1 − α)g², g² exact
+    actual = (-0.01 * g / torch.sqrt(v + 1e-8)).numpy()
+    assert np.all(np.abs(actual - expected) <= tol), (actual - expected, tol)
