@@ -423,12 +423,10 @@ def splice(source: str, into: str, reason: str) -> list[str]:
         raise SystemExit(f"{COMMAND}: rows not in {into}/matrix.json: {', '.join(missing)}")
     for r in new["rows"]:
         data["rows"][index[_key(r)]] = r
-    commit = new.get("commit")
-    reruns = [x for x in data.get("reruns") or [] if isinstance(x, dict) or
-              x not in [f"{r['class']} [{r['path']}]" for r in new["rows"]]]
-    reruns.append({"rows": [f"{r['class']} [{r['path']}]" for r in new["rows"]], "date": new["generated"],
-                   "commit": commit, "command": new["command"], "reason": reason, "suite": new["suite"],
-                   "libraries": new["libraries"]})
+    names = [f"{r['class']} [{r['path']}]" for r in new["rows"]]
+    reruns = [x for x in data.get("reruns") or [] if isinstance(x, dict) or x not in names]
+    reruns.append({"rows": names, "date": new["generated"], "commit": new.get("commit"), "command": new["command"],
+                   "reason": reason, "suite": new["suite"], "libraries": new["libraries"]})
     data["reruns"] = reruns
     with open(os.path.join(into, "matrix.json"), "w") as f:
         json.dump(data, f, indent=1, default=str)

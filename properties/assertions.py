@@ -19,13 +19,17 @@ class NonConformance(AssertionError):
         self.details = details or {}
 
 
-def _subnormal_inputs(case, step: int) -> bool:
-    """Whether a parameter's start or a gradient up to ``step`` is subnormal in the case's dtype (nonzero, below its
-    smallest normal number): where an implementation that flushes subnormals to zero (FTZ/DAZ, XLA on CPU) parts
-    from the rule."""
-    tiny = torch.finfo(case.dtype).tiny
-    values = [*case.params, *(g for row in case.grads[:step + 1] for g in row if g is not None)]
+def any_subnormal(values, dtype: torch.dtype) -> bool:
+    """Whether any of the arrays ``values`` holds a number subnormal in ``dtype`` (nonzero, below its smallest normal
+    number): where an implementation that flushes subnormals to zero (FTZ/DAZ, XLA on CPU) parts from the rule."""
+    tiny = torch.finfo(dtype).tiny
     return any(bool(np.any((v != 0) & (np.abs(v) < tiny))) for v in values)
+
+
+def _subnormal_inputs(case, step: int) -> bool:
+    """Whether a parameter's start or a gradient up to ``step`` is subnormal in the case's dtype."""
+    return any_subnormal([*case.params, *(g for row in case.grads[:step + 1] for g in row if g is not None)],
+                         case.dtype)
 
 
 def _fmt(x: float) -> str:
@@ -44,9 +48,9 @@ def _lit(a) -> str:
     return "None" if a is None else repr(np.asarray(a).tolist())
 
 
-def reproducer(subject: Subject, case: Case, upto: int, i: int, index: tuple, expected: float, tol: float) -> str:
-    """A self-contained script: the same parameters, groups, learning rates and gradients, steps 0..upto, and the
-    reference's value for the failing element with the tolerance, as literals."""
+def _replay(subject: Subject, case: Case, upto: int) -> list[str]:
+    """Script lines that rebuild the case's parameters, groups and optimizer and run its steps 0..upto with the same
+    learning rates and gradients (``grads`` is left holding the last step's)."""
     dt = str(case.dtype)
     accepted = subject.caps.accepted
     kwargs = {k: v for k, v in case.groups[0].hp.items() if k in accepted}
@@ -75,6 +79,14 @@ def reproducer(subject: Subject, case: Case, upto: int, i: int, index: tuple, ex
         "    for p, g in zip(params, grads):",
         f"        p.grad = None if g is None else torch.tensor(g, dtype={dt}, device=p.device)",
         "    opt.step()",
+    ]
+    return lines
+
+
+def reproducer(subject: Subject, case: Case, upto: int, i: int, index: tuple, expected: float, tol: float) -> str:
+    """A self-contained script: the same parameters, groups, learning rates and gradients, steps 0..upto, and the
+    reference's value for the failing element with the tolerance, as literals."""
+    lines = _replay(subject, case, upto) + [
         f"actual = params[{i}].detach().double().cpu()[{index!r}].item()",
         f"expected = {_fmt(expected)}  # reference rule {case.rule.name!r}, float64",
         f"print(f'actual {{actual!r}}, expected {{expected!r}}, error {{abs(actual - expected):.3g}}, "
@@ -88,9 +100,7 @@ def reproducer(subject: Subject, case: Case, upto: int, i: int, index: tuple, ex
 def grad_reproducer(subject: Subject, case: Case, upto: int, i: int) -> str:
     """A self-contained script: the case's steps 0..upto as in ``reproducer``, then the check that parameter ``i``'s
     .grad still holds the gradient it was given (step() must only read it)."""
-    script = reproducer(subject, case, upto, i, (), 0.0, 0.0)
-    head = script[:script.index("\nactual = ")]
-    return "\n".join([head,
+    return "\n".join([*_replay(subject, case, upto),
                       f"given = grads[{i}]  # the gradient set before the last step",
                       f"after = params[{i}].grad",
                       "print('given', given, '; p.grad after step():', None if after is None else after.tolist())",

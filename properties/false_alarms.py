@@ -62,7 +62,6 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"            FAILED {test}")
             if rc != 0:
                 print(f"            output: {os.path.join(args.logs, f'seed-{seed}.txt')}")
-            if rc != 0:
                 bad.append(seed)
     total = time.perf_counter() - start
     print(f"{len(seeds) - len(bad)}/{len(seeds)} seeds passed in {total / 60:.1f} min"

@@ -50,7 +50,7 @@ from hypothesis import strategies as st
 from optimizers.adapters import Subject, call, step
 from optimizers.known_deviations import applicable, avoiding
 from optimizers.loading import reproducer_import
-from properties.assertions import NonConformance
+from properties.assertions import NonConformance, any_subnormal
 from properties import plots
 from properties.strategies import value
 from properties.test_trajectory import under_known_deviations
@@ -820,9 +820,8 @@ def failure(runner: Runner, claim: str, hp: dict, problem, run: Run, step: int, 
     if script:
         lines += ["Reproduce without the suite (replays the gradients this run was fed):", "-" * 72, script, "-" * 72]
     # on a two-coordinate problem: a picture of both rules' closed-loop runs, named in the message
-    fed = np.concatenate([np.ravel(run.xs[0]), np.ravel(run.grads[:max(step, 1)])]).astype(np.float64)
-    tiny = np.finfo(np.float64).tiny   # the runs are float64; the start and the gradients are what was fed
-    details = {"subnormal inputs": bool(np.any((fed != 0) & (np.abs(fed) < tiny)))}
+    # the runs are float64; the start and the gradients are what was fed
+    details = {"subnormal inputs": any_subnormal([run.xs[0], run.grads[:max(step, 1)]], torch.float64)}
     return plots.pictured(NonConformance("\n".join(lines), details), runner, claim, hp, problem, run, step, element)
 
 

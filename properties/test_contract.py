@@ -8,8 +8,8 @@ apply to any trajectory case (the self-tests run them on planted bugs too).
 from __future__ import annotations
 
 import copy
-import re
 import dataclasses
+import re
 
 import numpy as np
 import pytest
