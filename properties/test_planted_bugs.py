@@ -86,7 +86,7 @@ def subject_for(name: str, rule: str) -> Subject:
 
 def _raised_in(exc: BaseException, module) -> bool:
     """Whether ``exc`` was raised from code in ``module`` (or from torch code that module called)."""
-    return any(frame.filename == module.__file__ for frame, _ in traceback.walk_tb(exc.__traceback__))
+    return any(frame.f_code.co_filename == module.__file__ for frame, _ in traceback.walk_tb(exc.__traceback__))
 
 
 def strategy(subject: Subject, min_groups: int = 1):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from optimizers import planted
+from optimizers import planted, template
 from optimizers.adapters import Subject
 from optimizers.known_deviations import _case
 from properties.assertions import NonConformance
@@ -122,6 +122,20 @@ def test_an_overflowing_intermediate_of_the_reference_leaves_the_case_undetermin
     assert judged(_case("adam", [{}], [[0.0]], [[[1e150]]]))
 
 
+def test_a_product_another_order_overflows_in_the_dtype_leaves_the_case_undetermined():
+    """RMSProp as 002 writes it (s = γs + (1 − γ)g²) in float32, γ = 0.5, lr 1e-4, on g = −2.37e19 — false-alarm
+    seed 19. The reference forms (1 − γ)·g·g = 2.8e38, a float32 number; g·g first is 5.6e38, past float32's
+    3.4e38, and the suite's own template (``p.grad**2``) got s = inf and left θ at −1 where the rule moves it by
+    lr·√2 = 1.4e-4. The result depends on the order, and the case is not judged. At g = −1e17 (g² = 1e34, and
+    (1 − γ)·g² / lr = 5e37 below 3.4e38) no order overflows: judged, and the template conforms."""
+    hp = {"lr": 1e-4, "gamma": 0.5, "eps": 1e-8}
+    assert not judged(_case("book_rmsprop", [hp], [[-1.0]], [[[-2.371373682326818e19]]], F32))
+    near = _case("book_rmsprop", [hp], [[-1.0]], [[[-1e17]]], F32)
+    assert judged(near)
+    check_trajectory(Subject("template.RMSProp", template.RMSProp, RULES["book_rmsprop"], "optimizers.template:RMSProp"),
+                     near)
+
+
 def _adamw_float32_mixed(case) -> list[float]:
     """AdamW on one float32 scalar as optax computes it with Python-number hyperparameters: 1 − β1 and 1 − β2 formed
     from the Python numbers (then rounded to float32 once), β1·m, β2·v and the bias corrections 1 − β^t from β
@@ -191,6 +205,29 @@ def test_a_hyperparameter_rounded_differently_is_within_tolerance_over_many_step
     assert abs(actual[-1] - float(expected[-1][1][0])) > 5e-5
     for t, a in enumerate(actual):
         assert abs(a - float(expected[t][1][0])) <= float(tol[t][1][0]), (t, a, float(tol[t][1][0]))
+
+
+def test_a_hyperparameter_whose_uses_one_shared_sign_cancels_is_within_tolerance():
+    """NAdam in float32 (lr 0.002, β = (0.001, 0), ψ = 0.004) from θ = −1 on gradients −1, −1000, −1e-6 — false-alarm
+    seed 14. m_2 = β1·m_1 + (1 − β1)g ≈ β1·(−999) carries a thousand times β1's rounding: torch's lerp weight
+    1 − β1, rounded to float32 (0.99900001287), moves β1 by 1.3e-5 relative in m_2 alone, and θ_2 lands 1.27e-5
+    from the exact −0.0042630732770119195. The model moves β1 in m_2 and in μ_3 = β1(1 − ½·0.96^{3ψ}); with one sign
+    per use shared by the batch, the two moved together in all fifteen samples and cancelled in μ_3·m_2 (tolerance
+    7.2e-6). With a sign per sample where β1 meets the batch's tensors, the case is judged with room."""
+    g = 9.999999974752427e-07   # 1e-6 in float32
+    case = _case("nadam", [{"lr": 0.002, "betas": (0.001, 0.0), "eps": 1e-8, "momentum_decay": 0.004}],
+                 [[-1.0, -1.0]], [[[-1.0, -1.0]], [[-1000.0, -1000.0]], [[-g, -g]]], F32)
+    expected = reference_trajectory(case)
+    assert float(expected[2][0][0]) == pytest.approx(-0.0042630732770119195, abs=1e-15)
+    theta = torch.nn.Parameter(torch.tensor([-1.0, -1.0]))
+    opt = torch.optim.NAdam([theta], lr=0.002, betas=(0.001, 0.0), eps=1e-8, momentum_decay=0.004, foreach=False)
+    for row in case.grads:
+        theta.grad = torch.tensor(row[0], dtype=F32)
+        opt.step()
+    assert abs(float(theta.detach()[0]) - float(expected[2][0][0])) > 1.2e-5   # the rounding of 1 − β1 is really there
+    for foreach in (False, True):
+        check_trajectory(Subject("torch.optim.NAdam", torch.optim.NAdam, RULES["nadam"], "torch.optim:NAdam",
+                                 {"foreach": foreach}), case)
 
 
 def _seed_11_case() -> Case:

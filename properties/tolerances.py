@@ -51,8 +51,9 @@ internally (~1e-7 relative) fails while one that only reorders float64 operation
 Judged for finiteness only: a case where rounding decides the sign of a difference the rule declares cancelling
 (``undetermined_sign``: ṽ = v − ḡ² ≈ 0 in centered RMSprop) — any value is as right as another, but not NaN or inf.
 
-Not judged (Hypothesis discards the case): a case whose exact reference run overflows an intermediate
-(``intermediate_overflow``: another order of the same operations stays finite); a float64 reference that is not finite or leaves the dtype's range,
+Not judged (Hypothesis discards the case): a case whose exact reference run overflows an intermediate, or forms a
+product of factors ≥ 1 within the factor c (below) of the dtype's largest number (``intermediate_overflow``: the result depends on
+the order of the operations); a float64 reference that is not finite or leaves the dtype's range,
 and a case that is ill-conditioned at the dtype's precision — a rounding-sized perturbation makes the reference
 non-finite, or moves it by more than ``ILL_CONDITIONED`` = 1% of the trajectory's size (|θ_t| + Σ|Δ_s|): the
 rule does not determine the result at that precision (centered RMSprop with α ≈ 0: √(v − ḡ²) of a rounding
@@ -102,6 +103,9 @@ _EXACT = {torch.abs, torch.Tensor.abs, torch.neg, torch.Tensor.neg, torch.Tensor
           torch.zeros_like, torch.full_like, torch.Tensor.to, torch.tensor, torch.Tensor.__getitem__,
           torch.Tensor.numpy, torch.Tensor.copy_}
 
+# Operations that take a hyperparameter as a number, not a tensor to broadcast.
+_SCALAR_ARGUMENTS = {torch.full_like, torch.full, torch.Tensor.fill_, torch.Tensor.new_full}
+
 
 class RoundingNoise(TorchFunctionMode):
     """Within this mode every float64 result x of a torch operation becomes x(1 ± u) ± η, signs at random: the
@@ -116,36 +120,50 @@ class RoundingNoise(TorchFunctionMode):
     random per use finds the pattern that does not cancel only by luck (one draw per step, shared by a batch), so
     with ``alternate`` each input's own uses take −δ, +δ, −δ, … in turn — the same pattern at every step, since a
     step's hyperparameters are new inputs — and optax's pattern (β2·v and β2^t off one way, 1 − β2 not) has a
-    counterpart that does not cancel either, step after step."""
+    counterpart that does not cancel either, step after step.
 
-    def __init__(self, u: float, seed: int, eta: float = 0.0, alternate: bool = False):
+    With ``batch`` (a run of that many samples along a leading axis), a use that meets the batch's tensors (β1·m)
+    takes a sign per sample; a use among scalars (μ_t = β1(1 − ½·0.96^{tψ}), ρ_t, β2^t: what a rule may branch
+    on) one per batch. Shared signs cancel for every sample alike: NAdam's m_t = β1 m + (1 − β1) g and μ_{t+1}·m_t
+    moved by the same δ leave μ_{t+1} m_t unchanged to first order when β1 m dominates, and false-alarm seed 14
+    met a case (β1 = 0.001, m = −999) where torch's lerp weight 1 − β1, rounded to float32, moves β1 by 1.3e-5
+    relative in m_t alone."""
+
+    def __init__(self, u: float, seed: int, eta: float = 0.0, alternate: bool = False, batch: int | None = None):
         super().__init__()
         self.u, self.eta, self.gen = u, eta, torch.Generator().manual_seed(seed)
         self.inputs: dict[int, tuple[torch.Tensor, float]] = {}
-        self.alternate, self.uses = alternate, {}
+        self.alternate, self.uses, self.batch = alternate, {}, batch
 
     def rounded_input(self, value: float, delta: float) -> torch.Tensor:
         t = torch.tensor(value, dtype=torch.float64)
         self.inputs[id(t)] = (t, delta)   # the reference keeps t alive, so its id is not reused
         return t
 
-    def _reround(self, a):
+    def _reround(self, a, shape=()):
         if isinstance(a, torch.Tensor) and id(a) in self.inputs:
             if self.alternate:   # the k-th use of this input (a hyperparameter of this step) takes (−1)^k δ
                 self.uses[id(a)] = self.uses.get(id(a), 0) + 1
                 return a + (-1.0) ** self.uses[id(a)] * self.inputs[id(a)][1]
-            return a + self._signs(()) * self.inputs[id(a)][1]
+            return a + self._signs(shape) * self.inputs[id(a)][1]
         if isinstance(a, (list, tuple)) and any(isinstance(x, torch.Tensor) and id(x) in self.inputs for x in a):
-            return type(a)(self._reround(x) for x in a)
+            return type(a)(self._reround(x, shape) for x in a)
         return a
+
+    def _sample_shape(self, func, operands) -> tuple[int, ...]:
+        """(batch, 1, …, 1) if a batched run's operation meets a tensor with the sample axis, else () (a scalar, and
+        the fill value of ``full_like``, which takes a number)."""
+        ndim = max((x.ndim for x in operands if isinstance(x, torch.Tensor) and id(x) not in self.inputs), default=0)
+        return (self.batch,) + (1,) * (ndim - 1) if self.batch and ndim and func not in _SCALAR_ARGUMENTS else ()
 
     def _signs(self, shape) -> torch.Tensor:
         return torch.where(torch.rand(shape, generator=self.gen) < 0.5, -1.0, 1.0).to(torch.float64)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if self.inputs:
-            args = tuple(self._reround(a) for a in args)
-            kwargs = {k: self._reround(v) for k, v in (kwargs or {}).items()}
+            shape = self._sample_shape(func, [*args, *(kwargs or {}).values()])
+            args = tuple(self._reround(a, shape) for a in args)
+            kwargs = {k: self._reround(v, shape) for k, v in (kwargs or {}).items()}
         out = func(*args, **(kwargs or {}))
         if func in _EXACT or not isinstance(out, torch.Tensor) or out.dtype != torch.float64:
             return out
@@ -155,19 +173,41 @@ class RoundingNoise(TorchFunctionMode):
         return noisy
 
 
-class OverflowWatch(TorchFunctionMode):
-    """Notes whether any operation turns finite float inputs into an infinite result."""
+_PRODUCTS = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__}
+_QUOTIENTS = {torch.div, torch.true_divide, torch.Tensor.div, torch.Tensor.__truediv__}
 
-    def __init__(self):
+
+def _factors_that_grow(func, args):
+    """The two factors of a product or quotient (a/b as a·(1/b)), or None for another operation."""
+    if func in _PRODUCTS:
+        return args[0], args[1]
+    if func in _QUOTIENTS:
+        return args[0], 1.0 / torch.as_tensor(args[1], dtype=torch.float64)
+    if func is torch.Tensor.__rtruediv__:
+        return args[1], 1.0 / torch.as_tensor(args[0], dtype=torch.float64)
+    return None
+
+
+class OverflowWatch(TorchFunctionMode):
+    """Notes whether any operation turns finite float inputs into an infinite result, or forms a product of two
+    factors of magnitude ≥ 1 above ``limit``: the dtype's largest number times the smallest factor c ≤ 1 a
+    hyperparameter can put on a product — an implementation that applies c later forms the product / c first."""
+
+    def __init__(self, limit: float = float("inf")):
         super().__init__()
-        self.overflowed = False
+        self.overflowed, self.limit = False, limit
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        if (not self.overflowed and isinstance(out, torch.Tensor) and out.is_floating_point()
-                and bool(torch.isinf(out).any())):
-            inputs = [a for a in (*args, *(kwargs or {}).values()) if isinstance(a, torch.Tensor)]
-            self.overflowed = all(bool(torch.isfinite(a).all()) for a in inputs if a.is_floating_point())
+        if self.overflowed or not isinstance(out, torch.Tensor) or not out.is_floating_point():
+            return out
+        inputs = [a for a in (*args, *(kwargs or {}).values()) if isinstance(a, torch.Tensor)]
+        finite = all(bool(torch.isfinite(a).all()) for a in inputs if a.is_floating_point())
+        if bool(torch.isinf(out).any()):
+            self.overflowed = finite
+        elif finite and (factors := _factors_that_grow(func, args)) is not None:
+            a, b = (torch.abs(torch.as_tensor(x, dtype=torch.float64)) for x in factors)
+            self.overflowed = bool(((a >= 1) & (b >= 1) & (torch.abs(out) > self.limit)).any())
         return out
 
 
@@ -183,7 +223,9 @@ def _watch_exact_run(case: Case) -> None:
         if bool(((bound > 0) & (torch.abs(difference) <= bound)).any()):
             found.append(True)
 
-    with OverflowWatch() as overflow, watching(observe):
+    c = min([1.0, *(x for g in case.groups for x in hyper_factors(case.rule, g.hp)),
+             *(abs(lr) for row in case.lrs for lr in row if lr)])
+    with OverflowWatch(torch.finfo(case.dtype).max * c) as overflow, watching(observe):
         reference_trajectory(case)
     case.notes["intermediate overflow"] = overflow.overflowed
     case.notes["undetermined sign"] = bool(found)
@@ -191,8 +233,10 @@ def _watch_exact_run(case: Case) -> None:
 
 def intermediate_overflow(case: Case) -> bool:
     """Whether the exact (float64) run of the reference overflows an intermediate — g² for |g| ≥ √max — that a
-    different order of the same operations keeps finite ((1 − β2)·g first, then ·g): its result then depends on
-    the order, and the rule does not determine it at the precision. Not judged."""
+    different order of the same operations keeps finite ((1 − β2)·g first, then ·g), or forms a product that
+    another order would overflow in the case's dtype: (1 − γ)·g·g = 2.8e38 for γ = 0.5, g = −2.37e19 is a float32
+    number, g·g first is not (false-alarm seed 19: an RMSprop forming g² first left θ where it was). Its result
+    then depends on the order, and the rule does not determine it at the precision. Not judged."""
     if "intermediate overflow" not in case.notes:
         _watch_exact_run(case)
     return case.notes["intermediate overflow"]
@@ -216,11 +260,28 @@ def _fraction(domain) -> bool:
     return domain.lo >= 0.0 and domain.hi <= 1.0
 
 
+def _fractions(rule) -> set[str]:
+    """The hyperparameters declared in [0, 1] (β, α, ρ, momentum: used as β or through 1 − β)."""
+    return {h.name for h in rule.hypers if isinstance(h.domain, (Real, Pair)) and _fraction(h.domain)}
+
+
+def hyper_factors(rule, hp: dict) -> list[float]:
+    """The hyperparameter-derived factors an implementation may multiply θ or g by before anything else (or after
+    everything else): β and 1 − β of a fraction, γ, λ."""
+    fractions, out = _fractions(rule), []
+    for k, v in hp.items():
+        for x in (v if isinstance(v, tuple) else (v,)):
+            if isinstance(x, bool) or not isinstance(x, float) or x == 0.0:
+                continue
+            out += [abs(x), 1.0 - x] if k in fractions else [abs(x)] if k in ("lr", "weight_decay") else []
+    return [x for x in out if x > 0]
+
+
 def _mca_runs(case: Case, seed: int, samples: int) -> list[list[list[np.ndarray]]]:
     """``samples`` Monte Carlo runs of the reference on ``case``; in the last, a hyperparameter's uses alternate
     between +δ and −δ (``RoundingNoise``). An element-wise rule runs the others as one batch: every tensor gets a
-    leading sample axis, along which the rounding noise is independent (the hyperparameters' noise, drawn per use,
-    is shared by the batch)."""
+    leading sample axis, along which the rounding noise is independent (a hyperparameter's too, where its use meets
+    the batch's tensors: ``RoundingNoise``)."""
     if not case.rule.elementwise:
         return [_mca_batch(case, seed + k, None, alternate=k == samples - 1) for k in range(samples)]
     batched = _mca_batch(case, seed, samples - 1) if samples > 1 else []
@@ -233,7 +294,7 @@ def _mca_batch(case: Case, seed: int, batch: int | None, alternate: bool = False
     u = unit_roundoff(case.dtype)
     gen = torch.Generator().manual_seed(10_000 + seed)
     update = case.rule.update
-    fractions = {h.name for h in case.rule.hypers if isinstance(h.domain, (Real, Pair)) and _fraction(h.domain)}
+    fractions = _fractions(case.rule)
 
     def noisy(name, v):
         if isinstance(v, tuple):
@@ -247,17 +308,7 @@ def _mca_batch(case: Case, seed: int, batch: int | None, alternate: bool = False
         return noise.rounded_input(v, u * (1.0 if name in fractions else abs(v)))
 
     eta = subnormal_spacing(case.dtype)
-    noise = RoundingNoise(u, seed, eta=eta, alternate=alternate)
-
-    def scalars(hp) -> list[float]:
-        """The hyperparameter-derived factors an implementation may multiply θ or g by before anything else."""
-        out = []
-        for k, v in hp.items():
-            for x in (v if isinstance(v, tuple) else (v,)):
-                if isinstance(x, bool) or not isinstance(x, float) or x == 0.0:
-                    continue
-                out += [abs(x), 1.0 - x] if k in fractions else [abs(x)] if k in ("lr", "weight_decay") else []
-        return [x for x in out if x > 0]
+    noise = RoundingNoise(u, seed, eta=eta, alternate=alternate, batch=batch)
 
     def underflow(x, c):
         """x moved by ±η/c without crossing zero: the error of an implementation that forms c·x first, if c·x
@@ -266,7 +317,7 @@ def _mca_batch(case: Case, seed: int, batch: int | None, alternate: bool = False
         return torch.sign(x) * torch.clamp(torch.abs(x) + signs * eta / c, min=0.0)
 
     def noisy_update(θ, g, state, **hp):
-        c = min([1.0, *scalars(hp)])
+        c = min([1.0, *hyper_factors(case.rule, hp)])
         θ, g = underflow(θ, c), underflow(g, c)
         θ, new = update(θ, g, state, **{k: noisy(k, v) for k, v in hp.items()})
         out = {}
