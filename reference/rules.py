@@ -344,8 +344,8 @@ def radam(θ, g, state, *, lr, betas, eps, weight_decay, decoupled_weight_decay,
     ρ_t = ρ_inf - 2 * t * β2**t / (1 - β2**t)
     new_state = {"t": t, "m": m, "v": v}
     if ρ_t > 5:
-        l_t = math.sqrt(1 - β2**t) / (torch.sqrt(v) + eps)
-        r_t = math.sqrt((ρ_t - 4) * (ρ_t - 2) * ρ_inf / ((ρ_inf - 4) * (ρ_inf - 2) * ρ_t))
+        l_t = (1 - β2**t) ** 0.5 / (torch.sqrt(v) + eps)
+        r_t = ((ρ_t - 4) * (ρ_t - 2) * ρ_inf / ((ρ_inf - 4) * (ρ_inf - 2) * ρ_t)) ** 0.5
         return θ - lr * m_hat * r_t * l_t, new_state
     return θ - lr * m_hat, new_state
 

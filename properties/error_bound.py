@@ -1,0 +1,621 @@
+"""A deterministic bound on rounding error: running error analysis in midpoint–radius form.
+
+``Bounded(v, e)`` is a float64 value v (a tensor or a Python number) with a bound e ≥ 0 on the absolute difference
+between v and what an implementation computing the same formula in a lower precision may hold. Reference rules run
+on Bounded values unchanged: Python operators and the torch functions a rule calls (``torch.sqrt``,
+``torch.where``, …, through ``__torch_function__``) compute the value as before and propagate the bound:
+
+    a ± b:   e_a + e_b                               + ρ(z)
+    a · b:   |a| e_b + |b| e_a + e_a e_b             + ρ(z)
+    a / b:   (|a| e_b + |b| e_a) / (|b| (|b| − e_b))  + ρ(z)      (∞ where |b| ≤ e_b: the sign of b is not known)
+    √a:      √a − √max(a − e_a, 0)                    + ρ(z)      (rounding never makes a sum of non-negatives
+                                                                   negative; a difference that may cancel is marked
+                                                                   with ``cancelling`` and decided separately)
+    f(a):    max |f'| on [a − e_a, a + e_a] · e_a      + ρ(z)      (exp, log, sin, cos, tanh, …)
+    Σ a_i:   Σ e_i + (n − 1) u Σ |a_i|                             (any order of the sum)
+    A @ B:   |A| e_B + e_A |B| + e_A e_B + n u |A||B|               (any order of the dot products)
+
+with ρ(z) = u·|z| + η·[z ≠ 0]: one rounding of the result (relative u, the dtype's unit roundoff, plus η, its
+smallest subnormal, for gradual underflow; an exact zero stays exact). Sums are exact in the subnormal range, so
++ and − add u·|z| only. These are interval bounds (the products of errors are kept), not first-order estimates.
+
+A comparison whose operands' intervals overlap is *undetermined*: elementwise (``torch.where``, ``torch.sign``)
+the result takes the distance between the branches as its error; a scalar one that a rule branches on (ρ_t > 5 in
+RAdam) marks the run undetermined from that step on (``Rounding.undetermined_from``), and the case is then judged
+for finiteness only. A tie of the values (max(1, t − t0) at t = t0 + 1) is no decision: both branches agree there.
+
+A Python number that meets a Bounded value is an input in the dtype: its error is its own rounding to the dtype,
+|fl(c) − c| (0 for 1, 0.5, 3.0). So is a hyperparameter, which a driver wraps before calling the rule, so that what
+the rule derives from it (1 − β, β^t, 1 − β^t) is rounded and bounded like every other result.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+
+U64 = torch.finfo(torch.float64).eps / 2
+# η·[z ≠ 0] is computed as min(|z|·2^1000, η): for every dtype's η and every nonzero |z| ≥ η·2^−1000 (all but
+# float64 subnormals under a float16 η) that is η, and 0 for an exact zero.
+_SUBNORMAL_INVERSE = 2.0**1000
+
+
+@dataclass
+class Rounding:
+    """The arithmetic being bounded: per-operation relative rounding ``u``, absolute ``eta`` below the smallest
+    normal number, the dtype whose numbers inputs are rounded to; what the run met (overflow, undetermined branch)."""
+
+    dtype: torch.dtype
+    u: float
+    eta: float
+    limit: float = math.inf          # a product of two factors ≥ 1 above this overflows in another order
+    overflow: bool = False
+    undetermined: bool = False        # branches that could not be followed both ways were met
+    # scalar comparisons of the current call: how many so far, the outcomes forced, the undecided ones met
+    count: int = 0
+    forced: dict = field(default_factory=dict)
+    undecided: list = field(default_factory=list)
+
+    def decide(self, value: bool, undecided: bool) -> bool:
+        """The outcome of the call's next scalar comparison: forced if exploring, else ``value`` (noted if
+        rounding could decide it otherwise)."""
+        index, self.count = self.count, self.count + 1
+        if index in self.forced:
+            return self.forced[index]
+        if undecided:
+            self.undecided.append((index, bool(value)))
+        return bool(value)
+
+    def rho(self, z, magnitude=None):
+        """One rounding of the result z (not of a sum: ``rho_sum``); ``magnitude`` = |z| if already computed."""
+        if isinstance(z, torch.Tensor):
+            a = torch.abs(z) if magnitude is None else magnitude
+            return torch.clamp(a * _SUBNORMAL_INVERSE, max=self.eta).add_(a, alpha=self.u)
+        return self.u * abs(z) + (self.eta if z != 0 else 0.0)
+
+    def rho_sum(self, z):
+        return self.u * torch.abs(z) if isinstance(z, torch.Tensor) else self.u * abs(z)
+
+
+_ACTIVE: list[Rounding] = []
+
+
+def active() -> Rounding:
+    if not _ACTIVE:
+        raise RuntimeError("Bounded arithmetic outside a `rounding(...)` block")
+    return _ACTIVE[-1]
+
+
+@contextlib.contextmanager
+def rounding(r: Rounding) -> Iterator[Rounding]:
+    _ACTIVE.append(r)
+    try:
+        yield r
+    finally:
+        _ACTIVE.pop()
+
+
+@functools.lru_cache(maxsize=4096)
+def conversion_error(c: float, dtype: torch.dtype) -> float:
+    """|fl(c) − c|: how far the number c moves when an implementation holds it in ``dtype``."""
+    if c != c or c in (math.inf, -math.inf):
+        return 0.0
+    if dtype == torch.float64:
+        return 0.0
+    rounded = torch.tensor(c, dtype=torch.float64).to(dtype).to(torch.float64).item()
+    return abs(rounded - c) if math.isfinite(rounded) else math.inf
+
+
+def lift(x) -> "Bounded":
+    """x as a Bounded value: Bounded as it is; a tensor exactly; a Python number with its rounding to the dtype."""
+    if isinstance(x, Bounded):
+        return x
+    if isinstance(x, torch.Tensor):
+        return Bounded(x, 0.0)
+    if isinstance(x, bool):
+        return Bounded(float(x), 0.0)
+    if isinstance(x, int):
+        return Bounded(float(x), conversion_error(float(x), active().dtype) if abs(x) > 2**24 else 0.0)
+    return Bounded(x, conversion_error(float(x), active().dtype))
+
+
+def _abs(x):
+    return torch.abs(x) if isinstance(x, torch.Tensor) else abs(x)
+
+
+def _is_zero(e) -> bool:
+    return not isinstance(e, torch.Tensor) and e == 0
+
+
+def _scaled(magnitude, e):
+    """|magnitude| · e, skipping the work for an exact operand. (0 · ∞ gives NaN, which the tolerance reads as
+    not determined: conservative, and only where a bound is already infinite.)"""
+    if _is_zero(e):
+        return 0.0
+    return _abs(magnitude) * e
+
+
+def _plus(*terms):
+    out = 0.0
+    for t in terms:
+        if not _is_zero(t):
+            out = t if _is_zero(out) else out + t
+    return out
+
+
+def _overflow_check(a, b, z, magnitude) -> None:
+    """Note a product (or quotient) of two factors ≥ 1 beyond the limit: another order overflows the dtype."""
+    r = active()
+    if r.overflow:
+        return
+    mz = float(torch.max(magnitude)) if magnitude.numel() else 0.0
+    if mz <= r.limit:
+        return
+    fa, fb = (torch.as_tensor(_abs(x), dtype=torch.float64) for x in (a, b))
+    big = (fa >= 1) & (fb >= 1) & (magnitude > r.limit)
+    r.overflow = bool(big.any()) or not math.isfinite(mz)
+
+
+class BoundedMask:
+    """The result of an elementwise comparison: its value, and where rounding could have decided it otherwise."""
+
+    def __init__(self, value, undetermined):
+        self.value, self.undetermined = value, undetermined
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        return Bounded.__torch_function__(func, types, args, kwargs)
+
+    def __bool__(self) -> bool:
+        return active().decide(bool(self.value), bool(torch.as_tensor(self.undetermined).any()))
+
+    def __invert__(self) -> "BoundedMask":
+        return BoundedMask(~self.value, self.undetermined)
+
+    def __and__(self, other) -> "BoundedMask":
+        o = other if isinstance(other, BoundedMask) else BoundedMask(other, False)
+        return BoundedMask(self.value & o.value, self.undetermined | o.undetermined)
+
+    __or__ = lambda self, other: BoundedMask(self.value | _mask(other).value,  # noqa: E731
+                                             self.undetermined | _mask(other).undetermined)
+
+
+def _mask(m) -> BoundedMask:
+    return m if isinstance(m, BoundedMask) else BoundedMask(m, False)
+
+
+class Bounded:
+    """A float64 value and a bound on its absolute error (module docstring)."""
+
+    __slots__ = ("v", "e")
+
+    def __init__(self, v, e=0.0):
+        self.v, self.e = v, e
+
+    def __repr__(self) -> str:
+        return f"Bounded({self.v!r} ± {self.e!r})"
+
+    # ---- data ---------------------------------------------------------------------------------------------------
+    @property
+    def shape(self):
+        return self.v.shape if isinstance(self.v, torch.Tensor) else ()
+
+    @property
+    def ndim(self):
+        return self.v.ndim if isinstance(self.v, torch.Tensor) else 0
+
+    @property
+    def dtype(self):
+        return self.v.dtype if isinstance(self.v, torch.Tensor) else torch.float64
+
+    def numel(self):
+        return self.v.numel() if isinstance(self.v, torch.Tensor) else 1
+
+    def error(self) -> torch.Tensor:
+        """The bound as a float64 tensor of the value's shape."""
+        return torch.broadcast_to(torch.as_tensor(self.e, dtype=torch.float64), self.shape).clone()
+
+    def clone(self) -> "Bounded":
+        return Bounded(self.v.clone() if isinstance(self.v, torch.Tensor) else self.v, self.e)
+
+    def __getitem__(self, index) -> "Bounded":
+        e = self.e[index] if isinstance(self.e, torch.Tensor) and self.e.ndim else self.e
+        return Bounded(self.v[index], e)
+
+    def reshape(self, *shape) -> "Bounded":
+        e = self.e.reshape(*shape) if isinstance(self.e, torch.Tensor) and self.e.ndim else self.e
+        return Bounded(self.v.reshape(*shape), e)
+
+    def __float__(self) -> float:
+        return float(self.v)
+
+    def __len__(self) -> int:
+        return len(self.v)
+
+    # ---- arithmetic ---------------------------------------------------------------------------------------------
+    def __add__(self, other):
+        o = lift(other)
+        z = self.v + o.v
+        return Bounded(z, _plus(self.e, o.e, active().rho_sum(z)))
+
+    def __radd__(self, other):
+        return lift(other) + self
+
+    def __sub__(self, other):
+        o = lift(other)
+        z = self.v - o.v
+        return Bounded(z, _plus(self.e, o.e, active().rho_sum(z)))
+
+    def __rsub__(self, other):
+        return lift(other) - self
+
+    def __neg__(self):
+        return Bounded(-self.v, self.e)
+
+    def __abs__(self):
+        return Bounded(_abs(self.v), self.e)
+
+    def __mul__(self, other):
+        o = lift(other)
+        z = self.v * o.v
+        r = active()
+        if isinstance(z, torch.Tensor):
+            mz = torch.abs(z)
+            _overflow_check(self.v, o.v, z, mz)
+            rho = r.rho(z, mz)
+        else:
+            rho = r.rho(z)
+        cross = 0.0 if _is_zero(self.e) or _is_zero(o.e) else self.e * o.e
+        return Bounded(z, _plus(_scaled(self.v, o.e), _scaled(o.v, self.e), cross, rho))
+
+    def __rmul__(self, other):
+        return lift(other) * self
+
+    def __truediv__(self, other):
+        o = lift(other)
+        z = self.v / o.v
+        mz = None
+        if isinstance(z, torch.Tensor):
+            mz = torch.abs(z)
+            _overflow_check(self.v, 1.0 / o.v, z, mz)
+        if _is_zero(o.e) and _is_zero(self.e):
+            e = 0.0
+        else:   # (|a| e_b + |b| e_a) / (|b| (|b| − e_b)), as (e_a + |z| e_b) / (|b| − e_b): no product underflows
+            margin = _abs(o.v) - o.e
+            spread = _plus(self.e, _scaled(z, o.e))
+            if isinstance(margin, torch.Tensor) or isinstance(spread, torch.Tensor):
+                margin = torch.as_tensor(margin, dtype=torch.float64)
+                e = torch.where(margin > 0, spread / margin, math.inf)
+            else:
+                e = spread / margin if margin > 0 else math.inf
+        return Bounded(z, _plus(e, active().rho(z, mz)))
+
+    def __rtruediv__(self, other):
+        return lift(other) / self
+
+    def __pow__(self, n):
+        if isinstance(n, Bounded) or not float(n).is_integer() or n < 0:
+            return _power(self, lift(n))
+        n = int(n)
+        if n == 0:
+            return Bounded(torch.ones_like(self.v) if isinstance(self.v, torch.Tensor) else 1.0, 0.0)
+        z = self.v**n
+        if _is_zero(self.e):
+            e = 0.0
+        else:   # (|x| + e)^n − |x|^n: the interval's widest point
+            e = (_abs(self.v) + self.e) ** n - _abs(z)
+        return Bounded(z, _plus(e, active().rho(z)))
+
+    def __rpow__(self, base):
+        return _power(lift(base), self)
+
+    # ---- comparisons --------------------------------------------------------------------------------------------
+    def _compare(self, other, op):
+        o = lift(other)
+        value = op(self.v, o.v)
+        gap = _abs(self.v - o.v)
+        width = _plus(self.e, o.e)
+        if isinstance(value, torch.Tensor):
+            return BoundedMask(value, (gap <= width) & (width > 0) if not _is_zero(width) else torch.zeros_like(value))
+        return active().decide(value, 0 < width and gap <= width)
+
+    def __gt__(self, other):
+        return self._compare(other, lambda a, b: a > b)
+
+    def __ge__(self, other):
+        return self._compare(other, lambda a, b: a >= b)
+
+    def __lt__(self, other):
+        return self._compare(other, lambda a, b: a < b)
+
+    def __le__(self, other):
+        return self._compare(other, lambda a, b: a <= b)
+
+    def __eq__(self, other):
+        return self._compare(other, lambda a, b: a == b)
+
+    def __ne__(self, other):
+        return self._compare(other, lambda a, b: a != b)
+
+    __hash__ = None
+
+    def __bool__(self) -> bool:
+        return bool(self.v)
+
+    # ---- torch functions ----------------------------------------------------------------------------------------
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        handler = _HANDLERS.get(func)
+        if handler is None:
+            raise NotImplementedError(f"the error bound has no rule for {getattr(func, '__name__', func)}; "
+                                      "add one to properties/error_bound.py")
+        return handler(*args, **kwargs)
+
+    def sqrt(self):
+        return _sqrt(self)
+
+    def abs(self):
+        return abs(self)
+
+    def sum(self, dim=None):
+        return _sum(self, dim)
+
+    def mean(self, dim=None):
+        n = self.numel() if dim is None else self.shape[dim]
+        return _sum(self, dim) / n
+
+    def square(self):
+        return self * self
+
+    def cosh(self):
+        return _unary(torch.cosh, lambda lo, hi: torch.maximum(torch.abs(torch.sinh(lo)), torch.abs(torch.sinh(hi))))(self)
+
+    def max(self):
+        i = torch.argmax(self.v)
+        return Bounded(self.v.max(), torch.max(self.error()))
+
+    def min(self):
+        return Bounded(self.v.min(), torch.max(self.error()))
+
+    def to(self, *args, **kwargs):
+        return self
+
+    def dot(self, other):
+        return _matmul(self, other)
+
+    def __matmul__(self, other):
+        return _matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _matmul(lift(other), self)
+
+    @property
+    def T(self):
+        return Bounded(self.v.T, self.e.T if isinstance(self.e, torch.Tensor) and self.e.ndim else self.e)
+
+
+def _tensor(x):
+    return torch.as_tensor(x, dtype=torch.float64)
+
+
+def _power(base: Bounded, exponent: Bounded) -> Bounded:
+    """b^y for b > 0: first order in both, e = |y| b^(y−1) e_b + |z ln b| e_y, taken at the interval's worst end."""
+    z = base.v**exponent.v
+    lo = _tensor(base.v) - _tensor(base.e) if not _is_zero(base.e) else _tensor(base.v)
+    hi = _tensor(base.v) + _tensor(base.e)
+    worst = torch.maximum(torch.abs(lo), torch.abs(hi))
+    y = _tensor(exponent.v)
+    if not _is_zero(base.e):
+        slope = torch.abs(y) * torch.maximum(lo.clamp(min=0) ** (y - 1), hi ** (y - 1))
+        e_b = torch.where(lo > 0, slope * _tensor(base.e), math.inf)
+    else:
+        e_b = 0.0
+    e_y = torch.abs(worst**y * torch.log(worst)) * _tensor(exponent.e) if not _is_zero(exponent.e) else 0.0
+    e = _plus(e_b, e_y)
+    if not isinstance(z, torch.Tensor) and isinstance(e, torch.Tensor):
+        e = float(e)
+    return Bounded(z, _plus(e, active().rho(z)))
+
+
+def _sqrt(a) -> Bounded:
+    a = lift(a)
+    v = _tensor(a.v) if not isinstance(a.v, torch.Tensor) else a.v
+    z = torch.sqrt(v)
+    if _is_zero(a.e):
+        e = 0.0
+    else:
+        e = z - torch.sqrt(torch.clamp(v - a.e, min=0.0))
+    out = Bounded(z if isinstance(a.v, torch.Tensor) else float(z), _plus(e, active().rho(z)))
+    if not isinstance(a.v, torch.Tensor) and isinstance(out.e, torch.Tensor):
+        out.e = float(out.e)
+    return out
+
+
+def _rsqrt(a) -> Bounded:
+    return 1.0 / _sqrt(a)
+
+
+def _unary(f, slope):
+    """An elementwise function with the bound max|f'| over the interval · e (``slope(lo, hi)``) + one rounding."""
+    def apply(a):
+        a = lift(a)
+        v = _tensor(a.v)
+        z = f(v)
+        e = 0.0 if _is_zero(a.e) else slope(v - a.e, v + a.e) * a.e
+        out = Bounded(z if isinstance(a.v, torch.Tensor) else float(z), _plus(e, active().rho(z)))
+        if not isinstance(a.v, torch.Tensor) and isinstance(out.e, torch.Tensor):
+            out.e = float(out.e)
+        return out
+    return apply
+
+
+def _maxabs(f):
+    return lambda lo, hi: torch.maximum(torch.abs(f(lo)), torch.abs(f(hi)))
+
+
+def _bounded_by(c):
+    return lambda lo, hi: torch.full_like(lo, c)
+
+
+def _maximum(a, b, out=None):
+    a, b = lift(a), lift(b)
+    return Bounded(torch.maximum(_tensor(a.v), _tensor(b.v)), _max_err(a.e, b.e))
+
+
+def _minimum(a, b, out=None):
+    a, b = lift(a), lift(b)
+    return Bounded(torch.minimum(_tensor(a.v), _tensor(b.v)), _max_err(a.e, b.e))
+
+
+def _max_err(ea, eb):
+    if _is_zero(ea) and _is_zero(eb):
+        return 0.0
+    return torch.maximum(_tensor(ea), _tensor(eb))
+
+
+def _clamp(a, min=None, max=None):
+    a = lift(a)
+    v = a.v
+    e = a.e
+    if min is not None:
+        m = lift(min)
+        v = torch.clamp(v, min=m.v) if not isinstance(m.v, torch.Tensor) else torch.maximum(v, m.v)
+        e = _max_err(e, m.e)
+    if max is not None:
+        m = lift(max)
+        v = torch.clamp(v, max=m.v) if not isinstance(m.v, torch.Tensor) else torch.minimum(v, m.v)
+        e = _max_err(e, m.e)
+    return Bounded(v, e)
+
+
+def _where(cond, x, y):
+    m = _mask(cond)
+    x, y = lift(x), lift(y)
+    z = torch.where(m.value, _tensor(x.v), _tensor(y.v))
+    e = torch.where(m.value, _tensor(x.e), _tensor(y.e)) if not (_is_zero(x.e) and _is_zero(y.e)) else 0.0
+    undetermined = m.undetermined
+    if isinstance(undetermined, torch.Tensor) and bool(undetermined.any()):
+        # rounding could have taken the other branch: the error also spans the distance between the two
+        e = torch.where(undetermined, torch.maximum(_tensor(x.e), _tensor(y.e)) + torch.abs(_tensor(x.v) - _tensor(y.v)), e)
+    return Bounded(z, e)
+
+
+def _sign(a):
+    a = lift(a)
+    z = torch.sign(a.v)
+    if _is_zero(a.e):
+        return Bounded(z, 0.0)
+    return Bounded(z, torch.where((torch.abs(a.v) <= a.e) & (a.e > 0), 1.0 + torch.abs(z), 0.0))
+
+
+def _like(f):
+    def make(a, *args, **kwargs):
+        kwargs.pop("dtype", None)
+        a = a.v if isinstance(a, Bounded) else a
+        args = tuple(float(x.v) if isinstance(x, Bounded) else x for x in args)
+        if f is torch.full_like:   # the fill value is an input in the dtype
+            return Bounded(f(a, args[0], dtype=torch.float64), conversion_error(float(args[0]), active().dtype))
+        return Bounded(f(a, *args, dtype=torch.float64), 0.0)
+    return make
+
+
+def _sum(a, dim=None, keepdim=False):
+    a = lift(a)
+    if dim is None:
+        z = a.v.sum()
+        n = a.v.numel()
+        e = _plus(torch.as_tensor(a.e).sum() if not _is_zero(a.e) else 0.0,
+                  max(n - 1, 0) * active().u * torch.abs(a.v).sum())
+        return Bounded(z, e)
+    z = a.v.sum(dim, keepdim=keepdim)
+    n = a.v.shape[dim]
+    err = a.error().sum(dim, keepdim=keepdim) if not _is_zero(a.e) else 0.0
+    return Bounded(z, _plus(err, max(n - 1, 0) * active().u * torch.abs(a.v).sum(dim, keepdim=keepdim)))
+
+
+def _matmul(a, b):
+    a, b = lift(a), lift(b)
+    z = a.v @ b.v
+    n = a.v.shape[-1]
+    e = _plus(abs(a.v) @ _tensor(b.error()) if not _is_zero(b.e) else 0.0,
+              _tensor(a.error()) @ abs(b.v) if not _is_zero(a.e) else 0.0,
+              a.error() @ b.error() if not (_is_zero(a.e) or _is_zero(b.e)) else 0.0,
+              n * active().u * (abs(a.v) @ abs(b.v)))
+    return Bounded(z, e)
+
+
+def _stack(xs, dim=0):
+    xs = [lift(x) for x in xs]
+    return Bounded(torch.stack([_tensor(x.v) for x in xs], dim), torch.stack([x.error() for x in xs], dim))
+
+
+def _diag(a):
+    a = lift(a)
+    return Bounded(torch.diag(a.v), torch.diag(a.error()))
+
+
+_sin_cos_slope = _bounded_by(1.0)
+_HANDLERS = {
+    torch.sqrt: _sqrt, torch.Tensor.sqrt: _sqrt, torch.rsqrt: _rsqrt,
+    torch.abs: abs, torch.Tensor.abs: abs, torch.neg: lambda a: -a,
+    torch.maximum: _maximum, torch.minimum: _minimum, torch.clamp: _clamp, torch.where: _where,
+    torch.sign: _sign, torch.zeros_like: _like(torch.zeros_like), torch.ones_like: _like(torch.ones_like),
+    torch.full_like: _like(torch.full_like), torch.Tensor.clone: lambda a: a.clone(),
+    torch.exp: _unary(torch.exp, lambda lo, hi: torch.exp(hi)),
+    torch.log: _unary(torch.log, lambda lo, hi: torch.where(lo > 0, 1.0 / lo, math.inf)),
+    torch.sin: _unary(torch.sin, _sin_cos_slope), torch.cos: _unary(torch.cos, _sin_cos_slope),
+    torch.tanh: _unary(torch.tanh, _bounded_by(1.0)),
+    torch.sigmoid: _unary(torch.sigmoid, _bounded_by(0.25)),
+    torch.cosh: _unary(torch.cosh, _maxabs(torch.sinh)), torch.sinh: _unary(torch.sinh, _maxabs(torch.cosh)),
+    torch.sum: _sum, torch.dot: _matmul, torch.matmul: _matmul, torch.stack: _stack, torch.diag: _diag,
+    torch.square: lambda a: a * a,
+}
+
+
+MAX_UNDECIDED = 3
+
+
+def both_ways(call, r: Rounding, forced: dict | None = None, depth: int = 0):
+    """``call()`` (a rule's update), with every scalar comparison rounding could decide otherwise followed both
+    ways (up to ``MAX_UNDECIDED`` in one call): the result is the one the reference takes, its bound widened to
+    cover the other branch's values. Branches that cannot be spanned (different state, too many) mark the run
+    ``undetermined``."""
+    r.count, r.forced, r.undecided = 0, dict(forced or {}), []
+    out = call()
+    pending = [(i, v) for i, v in r.undecided if i not in (forced or {})]
+    if not pending:
+        return out
+    if depth >= MAX_UNDECIDED:
+        r.undetermined = True
+        return out
+    index, value = pending[0]
+    taken = both_ways(call, r, {**(forced or {}), index: value}, depth + 1)
+    other = both_ways(call, r, {**(forced or {}), index: not value}, depth + 1)
+    spanned = _span(taken, other)
+    if spanned is None:
+        r.undetermined = True
+        return taken
+    return spanned
+
+
+def _span(a, b):
+    """a, with each Bounded value's bound widened to contain b's interval; None if their structure differs."""
+    if isinstance(a, Bounded) and isinstance(b, Bounded):
+        if _is_zero(a.e) and _is_zero(b.e) and isinstance(a.v, float) and a.v == b.v:
+            return a
+        gap = _abs(a.v - b.v)
+        return Bounded(a.v, _max_err(_plus(a.e, 0.0), _plus(b.e, gap)))
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b):
+        parts = [_span(x, y) for x, y in zip(a, b)]
+        return None if any(p is None for p in parts) else type(a)(parts)
+    if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
+        parts = {k: _span(a[k], b[k]) for k in a}
+        return None if any(p is None for p in parts.values()) else parts
+    if isinstance(a, (Bounded, float)) or isinstance(b, (Bounded, float)):
+        return _span(lift(a), lift(b))
+    return a if a == b else None
