@@ -26,10 +26,11 @@ from benchmarks.configurations import CONFIGURATIONS
 from benchmarks.implementations import TORCH_PATHS
 
 PROG = "python -m benchmarks.report"
-KINDS = ("step", "copy", "empty")
+KINDS = ("step", "copy", "empty", "oracle")
 # the columns of a step row, and the fields each needs from extra_info
 STEP_FIELDS = ("rule", "configuration", "implementation", "size", "dtype", "device", "median_s", "gbps",
                "roofline_fraction", "elements")
+ORACLE_FIELDS = ("rule", "dtype", "median_s", "reference_s")
 IMPLEMENTATION_ORDER = (*TORCH_PATHS, "compiled", "reference")
 RULE_ORDER = tuple(CONFIGURATIONS)
 
@@ -43,13 +44,14 @@ class Results:
     path: Path
     steps: list[dict]
     copies: list[dict]
+    oracle: list[dict]            # the tolerance's own cost per rule and dtype (benchmarks/test_oracle.py)
     empty: dict[str, float]       # device -> harness overhead per round, seconds
     machine: dict
     datetime: str
 
 
 def _valid(name: str, value) -> bool:
-    if name in ("median_s", "elements", "size"):
+    if name in ("median_s", "elements", "size", "reference_s"):
         return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and math.isfinite(value)
     if name in ("gbps", "roofline_fraction"):
         return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -80,9 +82,10 @@ def load(path: str) -> Results:
             if all(_valid("median_s", q) for q in quartiles):
                 info = {**info, "q1_s": quartiles[0], "q3_s": quartiles[1]}
             by_kind[info["kind"]].append(info)
-    if not by_kind["step"]:
-        raise BadInput(f"{path} holds no optimizer step results of these benchmarks (extra_info kind 'step'); "
-                       "expected the file pytest benchmarks --benchmark-json FILE writes")
+    oracle = [o for o in by_kind["oracle"] if all(_valid(f, o.get(f)) for f in ORACLE_FIELDS)]
+    if not by_kind["step"] and not oracle:
+        raise BadInput(f"{path} holds no optimizer step results of these benchmarks (extra_info kind 'step' or "
+                       "'oracle'); expected the file pytest benchmarks --benchmark-json FILE writes")
     for info in by_kind["step"]:
         wrong = [f for f in STEP_FIELDS if not _valid(f, info.get(f))]
         if wrong:
@@ -93,7 +96,7 @@ def load(path: str) -> Results:
     copies = [c for c in by_kind["copy"] if all(_valid(f, c.get(f)) for f in ("device", "dtype", "size", "median_s"))
               and _valid("gbps", c.get("gbps"))]
     machine = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
-    return Results(p, by_kind["step"], copies, empty, machine, str(data.get("datetime", "")))
+    return Results(p, by_kind["step"], copies, oracle, empty, machine, str(data.get("datetime", "")))
 
 
 # ---- formatting ----------------------------------------------------------------------------------------------------
@@ -132,14 +135,33 @@ def _notes(info: dict) -> str:
     return "; ".join(notes)
 
 
+def oracle_markdown(results: Results) -> list[str]:
+    """The oracle's table: the tolerance of one 20-step, four-parameter example per rule and dtype."""
+    if not results.oracle:
+        return []
+    lines = ["## The oracle's cost", "",
+             "Median time of the tolerance (error bound and judgement) of one trajectory example — 20 steps, four "
+             "parameters (`benchmarks/test_oracle.py`) — beside one run of the reference rule on it.", "",
+             "| rule | dtype | tolerance | reference run | ratio |", "|---|---|---:|---:|---:|"]
+    for o in sorted(results.oracle, key=lambda o: (o["dtype"], o["rule"])):
+        lines.append(f"| {o['rule']} | {o['dtype']} | {seconds(o['median_s'])} | {seconds(o['reference_s'])} | "
+                     f"{o['median_s'] / o['reference_s']:.1f} |")
+    mean = sum(o["median_s"] for o in results.oracle) / len(results.oracle)
+    return lines + ["", f"Mean over the {len(results.oracle)} cases: {seconds(mean)}.", ""]
+
+
 def markdown(results: Results) -> str:
     steps = sorted(results.steps, key=_order)
+    if not steps:
+        return "\n".join(["# The oracle's benchmarks", "", f"`{results.path.name}`, {results.datetime}", "",
+                          *oracle_markdown(results)])
     first = steps[0]
     lines = ["# Optimizer step benchmarks", "",
              f"`{results.path.name}`, {results.datetime}: torch {first.get('torch', '?')}, "
              f"{first.get('threads', '?')} thread(s); "
              + "; ".join(f"{d}: {n}" for d, n in sorted({(s['device'], s.get('device_name', '?')) for s in steps})),
              ""]
+    lines += oracle_markdown(results)
     if results.empty:
         lines += ["Harness overhead (an empty step through the same rounds): "
                   + ", ".join(f"{d} {seconds(s)}" for d, s in sorted(results.empty.items()))
@@ -271,6 +293,8 @@ def regressed(old: dict, new: dict, threshold: float) -> bool:
 
 
 def _context(results: Results) -> dict:
+    if not results.steps:
+        return {}
     s = results.steps[0]
     return {"torch": s.get("torch"), "threads": s.get("threads"),
             "devices": ", ".join(sorted({str(x.get("device_name")) for x in results.steps}))}
@@ -288,7 +312,19 @@ def compare(old: Results, new: Results, threshold: float) -> tuple[str, int]:
              f"old): {len(slower)} slower by more than {threshold:g}% (median, beyond the quartiles), {len(faster)} "
              "faster."]
     a, b = _context(old), _context(new)
-    lines += [f"note: {k} differ: {a[k]} in {old.path.name}, {b[k]} in {new.path.name}" for k in a if a[k] != b[k]]
+    lines += [f"note: {k} differ: {a[k]} in {old.path.name}, {b[k]} in {new.path.name}" for k in a
+              if k in b and a[k] != b[k]]
+    oracle_before = {(o["rule"], o["dtype"]): o for o in old.oracle}
+    oracle_after = {(o["rule"], o["dtype"]): o for o in new.oracle}
+    oracle_slower = sorted(k for k in oracle_before.keys() & oracle_after.keys()
+                           if regressed(oracle_before[k], oracle_after[k], threshold))
+    if oracle_before.keys() & oracle_after.keys():
+        lines.append(f"oracle: {len(oracle_before.keys() & oracle_after.keys())} cases in both, {len(oracle_slower)} "
+                     f"slower by more than {threshold:g}%.")
+    for k in oracle_slower:
+        o, n = oracle_before[k], oracle_after[k]
+        lines.append(f"- oracle {k[0]} {k[1]}: {seconds(o['median_s'])} -> {seconds(n['median_s'])} "
+                     f"(+{100 * (n['median_s'] / o['median_s'] - 1):.0f}%)")
     if slower:
         lines += ["", "| rule | configuration | implementation | size | dtype | device | old median | new median | "
                       "change |", "|---|---|---|---:|---|---|---:|---:|---:|"]
@@ -297,7 +333,7 @@ def compare(old: Results, new: Results, threshold: float) -> tuple[str, int]:
             lines.append(f"| {n['rule']} | {n['configuration']} | {n['implementation']} | {_size(n)} | {n['dtype']} | "
                          f"{n['device']} | {seconds(o['median_s'])} | {seconds(n['median_s'])} | "
                          f"+{100 * (n['median_s'] / o['median_s'] - 1):.0f}% |")
-    return "\n".join(lines) + "\n", len(slower)
+    return "\n".join(lines) + "\n", len(slower) + len(oracle_slower)
 
 
 # ---- command line --------------------------------------------------------------------------------------------------

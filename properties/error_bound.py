@@ -139,6 +139,17 @@ def _scaled(magnitude, e):
     return _abs(magnitude) * e
 
 
+def _plus3(a, b, c):
+    """a + b + c for bounds, skipping exact (Python 0) terms."""
+    if type(a) is float and a == 0:
+        a = None
+    if type(b) is float and b == 0:
+        b = None
+    if a is None:
+        return c if b is None else b + c
+    return a + c if b is None else a + b + c
+
+
 def _plus(*terms):
     out = 0.0
     for t in terms:
@@ -238,17 +249,17 @@ class Bounded:
 
     # ---- arithmetic ---------------------------------------------------------------------------------------------
     def __add__(self, other):
-        o = lift(other)
+        o = other if type(other) is Bounded else lift(other)
         z = self.v + o.v
-        return Bounded(z, _plus(self.e, o.e, active().rho_sum(z)))
+        return Bounded(z, _plus3(self.e, o.e, _ACTIVE[-1].rho_sum(z)))
 
     def __radd__(self, other):
         return lift(other) + self
 
     def __sub__(self, other):
-        o = lift(other)
+        o = other if type(other) is Bounded else lift(other)
         z = self.v - o.v
-        return Bounded(z, _plus(self.e, o.e, active().rho_sum(z)))
+        return Bounded(z, _plus3(self.e, o.e, _ACTIVE[-1].rho_sum(z)))
 
     def __rsub__(self, other):
         return lift(other) - self
@@ -260,17 +271,24 @@ class Bounded:
         return Bounded(_abs(self.v), self.e)
 
     def __mul__(self, other):
-        o = lift(other)
+        o = other if type(other) is Bounded else lift(other)
         z = self.v * o.v
-        r = active()
-        if isinstance(z, torch.Tensor):
+        r = _ACTIVE[-1]
+        if type(z) is torch.Tensor:
             mz = torch.abs(z)
             _overflow_check(self.v, o.v, z, mz)
             rho = r.rho(z, mz)
         else:
             rho = r.rho(z)
-        cross = 0.0 if _is_zero(self.e) or _is_zero(o.e) else self.e * o.e
-        return Bounded(z, _plus(_scaled(self.v, o.e), _scaled(o.v, self.e), cross, rho))
+        ea, eb = self.e, o.e
+        exact_a, exact_b = type(ea) is float and ea == 0, type(eb) is float and eb == 0
+        if exact_a and exact_b:
+            return Bounded(z, rho)
+        if exact_a:
+            return Bounded(z, _abs(self.v) * eb + rho)
+        if exact_b:
+            return Bounded(z, _abs(o.v) * ea + rho)
+        return Bounded(z, _abs(self.v) * eb + _abs(o.v) * ea + ea * eb + rho)
 
     def __rmul__(self, other):
         return lift(other) * self
