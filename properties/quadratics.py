@@ -17,9 +17,11 @@ Problems (float64, at most ``MAX_DIM`` = 8 coordinates):
 
 Claims about the value of f are judged on values known to a stated accuracy: quadratics are evaluated in extended
 precision (``np.longdouble``, a 64-bit significand, unit roundoff 2⁻⁶⁴) with the standard bound γ_k = k·u on a
-k-term evaluation; the document surfaces in float64, with the rounding error of f and ∇f measured by Monte Carlo
-arithmetic exactly as the trajectory tolerance measures a rule's (``properties/tolerances.py``: every float64
-result multiplied by (1 ± u), ``MCA_SAMPLES`` runs, ``SENSITIVITY_FACTOR`` × the spread, plus one rounding).
+k-term evaluation; the document surfaces in float64, with a bound on the rounding error of f and ∇f computed as the
+trajectory tolerance computes a rule's (``properties/error_bound.py``): the surface's own f or ∇f evaluated once on
+a ``Bounded`` point under ``arithmetic(float64)``, every operation charged with two float64 roundings (4u relative,
+and 2η absolute below the smallest normal number: more than the evaluation's own one) and each error carried
+through the rest of the evaluation.
 
 The driver: ``Runner.run(hp, x0, grad, steps, lrs, layout)`` steps an implementation (``SubjectRunner``) or a
 reference rule (``ReferenceRunner``) in closed loop — before each step the gradient is ``grad(x, t)`` at the
@@ -51,10 +53,11 @@ from optimizers.adapters import Subject, call, step
 from optimizers.known_deviations import applicable, avoiding
 from optimizers.loading import reproducer_import
 from properties.assertions import NonConformance, any_subnormal
+from properties.error_bound import Bounded, rounding
 from properties import plots
 from properties.strategies import value
 from properties.test_trajectory import under_known_deviations
-from properties.tolerances import MCA_SAMPLES, SENSITIVITY_FACTOR, RoundingNoise, judgeable, tolerances, unit_roundoff
+from properties.tolerances import arithmetic, judgeable, tolerances, unit_roundoff
 from reference import problems as documents
 from reference.declarations import Rule
 from reference.trajectory import Case, Group, reference_trajectory
@@ -64,7 +67,6 @@ U = unit_roundoff(torch.float64)                     # 2⁻⁵³
 U_EXT = float(np.finfo(np.longdouble).eps) / 2       # 2⁻⁶⁴ on x86 (80-bit long double)
 LD = np.longdouble
 SUBNORMAL = float(np.finfo(np.float64).smallest_subnormal)
-UNDERFLOW_OPS = 1024
 
 
 def log_uniform(lo: float, hi: float) -> st.SearchStrategy[float]:
@@ -195,18 +197,13 @@ class Surface:
         return self.problem.grad(torch.tensor(x, dtype=torch.float64)).numpy().copy()
 
     def _measured(self, fn, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """fn(x) in float64 and a bound on its rounding error: SENSITIVITY_FACTOR × the Monte Carlo spread + one
-        rounding of the result (the trajectory tolerance's model, applied to f or ∇f), + ``UNDERFLOW_OPS`` units of
-        the smallest subnormal (relative noise cannot show gradual underflow's absolute error, ≤ half a unit per
-        operation; the documents' surfaces take fewer operations than that, 003's regression ~300)."""
-        xt = torch.tensor(x, dtype=torch.float64)
-        value = fn(xt).numpy().astype(np.float64)
-        spread = np.zeros_like(value)
-        for seed in range(MCA_SAMPLES):
-            with RoundingNoise(U, 20_000 + seed):
-                noisy = fn(xt.clone())
-            spread = np.maximum(spread, np.abs(noisy.numpy() - value))
-        return value, SENSITIVITY_FACTOR * spread + U * np.abs(value) + UNDERFLOW_OPS * SUBNORMAL
+        """fn(x) in float64 and a bound on its rounding error: fn evaluated once on ``Bounded(x)`` (x exact) under
+        ``arithmetic(float64)``, which charges every operation of f or ∇f with two roundings — 4u relative, and below
+        the smallest normal number 2η absolute (gradual underflow) — and carries each error through the operations
+        after it (``properties/error_bound.py``)."""
+        with rounding(arithmetic(torch.float64)):
+            out = fn(Bounded(torch.tensor(x, dtype=torch.float64)))
+        return out.v.numpy().astype(np.float64), out.error().numpy()
 
     def value(self, x: np.ndarray) -> tuple[LD, float]:
         f, err = self._measured(self.problem.f, x)
@@ -687,9 +684,9 @@ def as_case(rule: Rule, hp: dict, run: Run) -> Case:
 
 def lockstep_tolerance(rule: Rule, hp: dict, run: Run) -> np.ndarray | None:
     """Rows for x_0 … x_T, elementwise: how far a float64 implementation of ``rule`` fed ``run``'s gradients may be
-    from the exact rule — the trajectory tolerance of ``properties/tolerances.py`` (8 × Monte Carlo sensitivity +
-    rounding budget). None where the rule is not determined at float64 precision on these gradients (the reference
-    leaves the range or is ill-conditioned): such a case is not judged."""
+    from the exact rule — the trajectory tolerance of ``properties/tolerances.py`` (the error bound propagated
+    through the rule, plus the declared terms). None where the rule is not determined at float64 precision on these
+    gradients (the reference leaves the range or is ill-conditioned): such a case is not judged."""
     case = as_case(rule, hp, run)
     expected = reference_trajectory(case)
     if not judgeable(case, expected):
@@ -723,7 +720,7 @@ def reproducer(runner: Runner, hp: dict, run: Run, upto: int, layout: Layout | N
 
 # ---- for the property tests: what an implementation cannot take, known deviations, failures -------------------------
 def heavy(fraction: float = 0.4) -> settings:
-    """Settings for a property whose examples are costly — several runs and a Monte Carlo tolerance each — or that
+    """Settings for a property whose examples are costly — several runs and an error-bound tolerance each — or that
     runs on every one of the 26 torch.optim code paths: ``fraction`` of the profile's examples (0.4: 10 of the dev
     profile's 25, 800 of thorough's 2000), so that the default run stays short while every implementation still
     gets its own search."""

@@ -11,14 +11,24 @@ on drawn strongly convex quadratics (``reference.problems.random_pd_quadratic``)
 
 Tolerance model (conformance): torch and the reference evaluate the same formulas in a different order (torch's
 add with alpha may fuse a multiply-add; dot products sum in another order), and quasi-Newton updates can amplify
-such differences. As the suite's tolerance model does (``properties/tolerances.py``) we measure the amplification:
-the reference is re-run ``MCA_SAMPLES`` times with every operation's result, the closure's f and ∇f included,
-multiplied by (1 ± u) (Monte Carlo arithmetic); the largest deviation is the sensitivity, and
-tolerance = SENSITIVITY_FACTOR · sensitivity + floor, the floor being each iteration's own rounding: u per iteration
-on |x| plus ``roundings_per_move`` = 5m + 2n + 4 roundings on the move (the two-loop recursion touches each element
-of the direction ≤ 5 times per pair, its two dot products per pair sum n terms, and γq, t·d and x + t·d round once
-each). The steps are discrete — which pairs pass the curvature test yᵀs > 1e-10, which exit ends a step — and a
-case whose Monte Carlo runs take another path than the exact run is not judged: its path is decided by rounding.
+such differences. The tolerance is the suite's error bound (``properties/error_bound.py``): the reference runs once
+on ``Bounded`` values under ``arithmetic(float64)`` — every operation, the closure's f and ∇f included, charged
+with two roundings, torch's and the reference's (4u relative in float64; a dot product n times that of its absolute
+terms, in any order), and every error carried through the operations after it — so the bound of x after each step
+is how far any float64 evaluation of the same formulas may be from the reference's. The loop keeps the bound
+through its scalars: f, ‖g‖₁ in the first step's min(1, 1/‖g‖₁), yᵀs and γ stay Bounded values, not Python floats.
+
+The steps are discrete — which pairs pass the curvature test yᵀs > 1e-10, which exit ends a step, whether
+1/‖g‖₁ < 1 — and each such comparison of Bounded values asks the rounding model to decide it
+(``error_bound.Rounding.decide``): one whose two sides lie within their bounds of each other could go either way in
+torch's arithmetic, and a case with any such comparison (``Rounding.undecided``) is not judged: its path is decided by
+rounding. Nor is a case whose bound is not finite (a divisor such as yᵀs within its bound of 0).
+
+The bound is interval arithmetic over the whole run: x and ∇f(x) = A(x − x*) err as if independently, so where the
+iteration contracts an error (x − tHg, H ≈ A⁻¹) the bound still grows by about 1 + t|H||A| per iteration. A run of a
+few iterations gets a tolerance of tens to hundreds of float64 roundings of |x|; a run of tens of iterations on an
+ill-conditioned A one of 10⁻⁸ relative and more, up to |x| (a loose tolerance, not a wrong one), or a comparison
+within its bounds, and about a quarter of the drawn cases are not judged.
 """
 from __future__ import annotations
 
@@ -28,7 +38,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from properties.assertions import NonConformance
-from properties.tolerances import MCA_SAMPLES, SENSITIVITY_FACTOR, RoundingNoise, unit_roundoff
+from properties.error_bound import Bounded, rounding
+from properties.tolerances import arithmetic, unit_roundoff
 from reference import problems
 from reference.lbfgs import initial_state, lbfgs_step
 
@@ -36,48 +47,40 @@ U = unit_roundoff(torch.float64)
 
 
 class NotJudged(Exception):
-    """The case's discrete path (evaluations, pairs kept, exits) changes under rounding-sized perturbations."""
-
-
-def roundings_per_move(n: int, history_size: int) -> int:
-    """5m + 2n + 4 roundings of each element of a move, m = history_size (module docstring)."""
-    return 5 * history_size + 2 * n + 4
+    """The case's discrete path (evaluations, pairs kept, exits) turns on a comparison that rounding could decide
+    the other way."""
 
 
 def _fg(problem):
+    """The closure's f and ∇f on Bounded values: ``problems.quadratic``'s ½ dᵀAd and Ad, d = x − x*, the same
+    float64 operations as ``problem.f`` and ``problem.grad`` — with A as a Bounded matrix, since a tensor on the left
+    of ``@`` (``torch.Tensor.matmul``) has no rule in the error bound."""
+    A, center = Bounded(problem.hessian(problem.x0)), problem.minimizer
+
     def fg(x):
-        return float(problem.f(x)), problem.grad(x)
+        d = x - center
+        g = A @ d
+        return 0.5 * (d @ g), g
     return fg
 
 
-def reference_run(problem, x0: torch.Tensor, hp: dict, steps: int):
-    """The reference's parameters after each step, each step's discrete path, and the floor of the tolerance."""
-    state, x = initial_state(), x0
-    xs, paths, floors = [], [], []
-    floor = torch.zeros_like(x0)
-    m = hp.get("history_size", 100)
-    for _ in range(steps):
-        before = x
-        x, state, info = lbfgs_step(x, _fg(problem), state, **hp)
-        xs.append(x.numpy().copy())
-        paths.append((info["evaluations"], tuple(info["kept"]), info["exit"]))
-        floor = floor + U * (info["iterations"] * torch.abs(x) + roundings_per_move(x.shape[0], m)
-                             * info["iterations"] * torch.abs(x - before))
-        floors.append(floor.numpy().copy())
-    return xs, paths, floors
-
-
 def expected_with_tolerance(problem, x0, hp, steps):
-    """(expected x per step, evaluations per step, tolerance per step); NotJudged if rounding decides the path."""
-    xs, paths, floors = reference_run(problem, x0, hp, steps)
-    spread = [np.zeros_like(x) for x in xs]
-    for seed in range(MCA_SAMPLES):
-        with RoundingNoise(U, seed):
-            sample, sample_paths, _ = reference_run(problem, x0, hp, steps)
-        if sample_paths != paths:
-            raise NotJudged(f"rounding changes the path: {paths} vs {sample_paths}")
-        spread = [np.maximum(s, np.abs(a - b)) for s, a, b in zip(spread, sample, xs)]
-    tol = [SENSITIVITY_FACTOR * s + f for s, f in zip(spread, floors)]
+    """(expected x per step, evaluations per step, tolerance per step, paths): the reference's run on Bounded
+    values — its values the expected ones, their bounds the tolerances; NotJudged if rounding could decide a
+    comparison on its path."""
+    r = arithmetic(torch.float64)
+    state, x = initial_state(), Bounded(x0.clone())
+    xs, tol, paths = [], [], []
+    with rounding(r):
+        for _ in range(steps):
+            x, state, info = lbfgs_step(x, _fg(problem), state, **hp)
+            xs.append(x.v.numpy().copy())
+            tol.append(x.error().numpy())
+            paths.append((info["evaluations"], tuple(info["kept"]), info["exit"]))
+    if r.undecided:
+        raise NotJudged(f"rounding could decide {len(r.undecided)} comparison(s) on the path {paths}")
+    if not all(np.all(np.isfinite(t)) for t in tol):
+        raise NotJudged(f"the bound of x is not finite (a divisor within its bound of 0) on the path {paths}")
     return xs, [p[0] for p in paths], tol, paths
 
 
@@ -152,8 +155,8 @@ def lbfgs_hyperparameters(draw):
 @given(problem=quadratic_cases(), hp=lbfgs_hyperparameters(), steps=st.integers(1, 3))
 def test_lbfgs_without_line_search_follows_the_two_loop_recursion(problem, hp, steps):
     """On strongly convex quadratics, torch.optim.LBFGS (line_search_fn=None) calls the closure as often as the
-    reference and its parameters after every step(closure) equal the reference two-loop L-BFGS's within the
-    measured rounding sensitivity: directions from the last history_size pairs (y, s) with yᵀs > 1e-10,
+    reference and its parameters after every step(closure) equal the reference two-loop L-BFGS's within the error
+    bound of float64 arithmetic on the run: directions from the last history_size pairs (y, s) with yᵀs > 1e-10,
     H₀ = (sᵀy / yᵀy) I, the first step scaled by min(1, 1/‖g‖₁)·lr, and the max_iter / max_eval / tolerance exits."""
     try:
         check_lbfgs_conforms(torch.optim.LBFGS, problem, problem.x0, hp, steps)

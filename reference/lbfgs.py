@@ -61,7 +61,7 @@ def initial_state() -> dict:
 def lbfgs_step(x: Tensor, fg: Callable[[Tensor], tuple[float, Tensor]], state: dict, *, lr: float = 1.0,
                max_iter: int = 20, max_eval: float | None = None, tolerance_grad: float = 1e-7,
                tolerance_change: float = 1e-9, history_size: int = 100) -> tuple[Tensor, dict, dict]:
-    """One ``LBFGS.step(closure)`` without line search (module docstring). ``fg(x) -> (f, ∇f)``, f a float.
+    """One ``LBFGS.step(closure)`` without line search (module docstring). ``fg(x) -> (f, ∇f)``, f a scalar.
 
     Returns (x, new state, info); info: ``loss`` (f at the start, what step returns), ``evaluations``,
     ``iterations`` (this step), ``kept`` (per iteration: whether a pair was offered and kept, None if none was
@@ -72,7 +72,7 @@ def lbfgs_step(x: Tensor, fg: Callable[[Tensor], tuple[float, Tensor]], state: d
     f, g = fg(x)
     loss, evaluations, kept = f, 1, []
     info = {"loss": loss, "evaluations": 1, "iterations": 0, "kept": kept, "exit": "optimal at start"}
-    if torch.max(torch.abs(g)) <= tolerance_grad:
+    if torch.abs(g).max() <= tolerance_grad:
         return x, st, info
     exit_reason = "max_iter"
     for k in range(1, max_iter + 1):
@@ -91,7 +91,7 @@ def lbfgs_step(x: Tensor, fg: Callable[[Tensor], tuple[float, Tensor]], state: d
         else:
             kept.append(None)
         d = -g if first_ever else -two_loop(g, st["pairs"], st["gamma"])
-        t = lr * min(1.0, 1.0 / float(torch.sum(torch.abs(g)))) if first_ever else lr
+        t = lr * min(1.0, 1.0 / torch.sum(torch.abs(g))) if first_ever else lr
         if torch.dot(g, d) > -tolerance_change:
             exit_reason = "not a descent direction"
             break
@@ -108,10 +108,10 @@ def lbfgs_step(x: Tensor, fg: Callable[[Tensor], tuple[float, Tensor]], state: d
         if evaluations + 1 > max_eval:
             exit_reason = "max_eval"
             break
-        if torch.max(torch.abs(g)) <= tolerance_grad:
+        if torch.abs(g).max() <= tolerance_grad:
             exit_reason = "tolerance_grad"
             break
-        if torch.max(torch.abs(step)) <= tolerance_change:
+        if torch.abs(step).max() <= tolerance_change:
             exit_reason = "tolerance_change (step)"
             break
         if abs(f - f_prev) < tolerance_change:

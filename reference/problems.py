@@ -185,9 +185,9 @@ def _diag_quadratic(name, coeffs, offset, x0, source, notes=""):
     c = _vec(*coeffs)
 
     def f(x):
-        return (c.to(x.dtype) * x * x).sum() + offset
+        return (x * c.to(x.dtype) * x).sum() + offset
 
-    return Problem(name, f, lambda x: 2 * c.to(x.dtype) * x, lambda x: torch.diag(2 * c.to(x.dtype)), _vec(*x0),
+    return Problem(name, f, lambda x: 2 * x * c.to(x.dtype), lambda x: torch.diag(2 * c.to(x.dtype)), _vec(*x0),
                    L=2 * max(coeffs), mu=2 * min(coeffs), minimizer=torch.zeros(len(coeffs), dtype=DTYPE),
                    source=source, notes=notes or "L, mu exact")
 
