@@ -210,7 +210,7 @@ def pytest_generate_tests(metafunc):
                     if impl.kind == "compiled" and (why := s.compiles(case)):
                         marks.append(pytest.mark.skip(reason=why))
                     if why := impl.known_no_op(case.rule, case.dtype, device):
-                        marks.append(pytest.mark.xfail(reason=why, strict=True))
+                        marks.append(pytest.mark.xfail(reason=why, strict=True, raises=harness.StepsNotUpdated))
                     params.append(pytest.param(case, impl, marks=marks, id=f"{case.id}-{impl.name}"))
         metafunc.parametrize(["step_case", "implementation"], params)
     elif "copy_case" in names:

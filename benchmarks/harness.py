@@ -116,6 +116,10 @@ QUICK = Budget(seconds=0.04, min_rounds=3, max_rounds=10)
 FULL = Budget(seconds=0.25, min_rounds=3, max_rounds=40)
 
 
+class StepsNotUpdated(AssertionError):
+    """Timed steps left parameters unchanged (``ChangeCheck``): the time measured is not that of a step."""
+
+
 class ChangeCheck:
     """Each timed step must change every parameter tensor, and most of their elements: compared with a copy taken
     before the step. (Not every element: where |update| is below half an ulp of θ, bfloat16 rightly rounds it away;

@@ -24,9 +24,10 @@ def _memory_needed(step_case, implementation, n_copies: int) -> int:
 
 def _assert_steps_updated(rounds, implementation, built, case) -> None:
     __tracebackhide__ = True
-    assert rounds.failed == 0, (
-        f"{implementation.name} ({built.description}) on {case.id}: {rounds.failed} of {rounds.checked} timed "
-        f"steps did not update the parameters ({rounds.first_failure}); the time is not that of a step")
+    if rounds.failed:
+        raise harness.StepsNotUpdated(
+            f"{implementation.name} ({built.description}) on {case.id}: {rounds.failed} of {rounds.checked} timed "
+            f"steps did not update the parameters ({rounds.first_failure}); the time is not that of a step")
 
 
 def test_step(benchmark, step_case, implementation, settings, rooflines):

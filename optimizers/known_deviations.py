@@ -43,6 +43,7 @@ class KnownDeviation:
     workaround: Callable[[Case], ContextManager] | None = None
     avoid: Callable[[Case], Case] | None = None   # the nearest case on which it does not show
     check: str = "trajectory"             # the check it fails: "trajectory" or "grads" (step writes into .grad)
+    raises: type[Exception] | None = None  # a deviation that is a crash: the exception torch's step() raises
 
     def concerns(self, subject) -> bool:
         cls = getattr(torch.optim, self.torch_class)
@@ -169,6 +170,7 @@ DEVIATIONS: list[KnownDeviation] = [
         example=lambda: Case(RULES["sgd"], [Group((0, 1), {**RULES["sgd"].defaults(), "lr": 0.1, "momentum": 0.9})],
                              [np.ones(2), np.ones(2)], [[np.ones(2), None], [np.ones(2), np.ones(2)]],
                              [[0.1], [0.1]]),
+        raises=TypeError,
     ),
     KnownDeviation(
         "rmsprop-centered-negative-variance", "RMSprop", ALL,

@@ -110,8 +110,8 @@ def grad_reproducer(subject: Subject, case: Case, upto: int, i: int) -> str:
 def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, tol) -> None:
     """Every parameter after every step within tolerance of the reference; the first deviation explained."""
     __tracebackhide__ = True
-    for t, (act_t, exp_t, tol_t) in enumerate(zip(actual, expected, tol)):
-        for i, (a, e, tl) in enumerate(zip(act_t, exp_t, tol_t)):
+    for t, (act_t, exp_t, tol_t) in enumerate(zip(actual, expected, tol, strict=True)):
+        for i, (a, e, tl) in enumerate(zip(act_t, exp_t, tol_t, strict=True)):
             if a.shape != e.shape:
                 raise NonConformance(f"{subject.id}: after step {t} parameter {i} has shape {a.shape}, "
                                      f"but should keep its shape {e.shape}")

@@ -184,6 +184,9 @@ class BoundedMask:
     def __bool__(self) -> bool:
         return active().decide(bool(self.value), bool(torch.as_tensor(self.undetermined).any()))
 
+    def to(self, *args, **kwargs) -> "BoundedMask":
+        return BoundedMask(self.value.to(*args, **kwargs), self.undetermined)
+
     def __invert__(self) -> "BoundedMask":
         return BoundedMask(~self.value, self.undetermined)
 
@@ -326,7 +329,8 @@ class Bounded:
             e = 0.0
         else:   # (|x| + e)^n − |x|^n: the interval's widest point
             e = (_abs(self.v) + self.e) ** n - _abs(z)
-        return Bounded(z, _plus(e, active().rho(z)))
+        # x^n as n − 1 multiplications (or a pow within a few ulps): up to max(1, n − 1) roundings
+        return Bounded(z, _plus(e, max(1, n - 1) * active().rho(z)))
 
     def __rpow__(self, base):
         return _power(lift(base), self)
@@ -368,6 +372,8 @@ class Bounded:
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if func in _OPERATORS:   # a plain tensor on the left of an operator: the same operation on Bounded values
+            return _OPERATORS[func](lift(args[0]), args[1])
         handler = _HANDLERS.get(func)
         if handler is None:
             raise NotImplementedError(f"the error bound has no rule for {getattr(func, '__name__', func)}; "
@@ -403,6 +409,12 @@ class Bounded:
     def to(self, *args, **kwargs):
         return self
 
+    def squeeze(self, *dims):
+        return Bounded(self.v.squeeze(*dims), self.error().squeeze(*dims))
+
+    def unsqueeze(self, dim):
+        return Bounded(self.v.unsqueeze(dim), self.error().unsqueeze(dim))
+
     def dot(self, other):
         return _matmul(self, other)
 
@@ -437,7 +449,9 @@ def _power(base: Bounded, exponent: Bounded) -> Bounded:
     e = _plus(e_b, e_y)
     if not isinstance(z, torch.Tensor) and isinstance(e, torch.Tensor):
         e = float(e)
-    return Bounded(z, _plus(e, active().rho(z)))
+    # exp(y·ln b): the rounding of y·ln b, relative to |y ln b|, becomes a relative error of z; plus z's own
+    amplification = 1.0 + abs(float(torch.max(torch.abs(y * torch.log(worst))))) if float(torch.min(worst)) > 0 else 1.0
+    return Bounded(z, _plus(e, amplification * active().rho(z)))
 
 
 def _sqrt(a) -> Bounded:
@@ -637,3 +651,19 @@ def _span(a, b):
     if isinstance(a, (Bounded, float)) or isinstance(b, (Bounded, float)):
         return _span(lift(a), lift(b))
     return a if a == b else None
+
+
+_OPERATORS = {
+    torch.Tensor.__add__: lambda a, b: a + b, torch.Tensor.add: lambda a, b: a + b,
+    torch.Tensor.__radd__: lambda a, b: b + a,
+    torch.Tensor.__sub__: lambda a, b: a - b, torch.Tensor.sub: lambda a, b: a - b,
+    torch.Tensor.__rsub__: lambda a, b: b - a,
+    torch.Tensor.__mul__: lambda a, b: a * b, torch.Tensor.mul: lambda a, b: a * b,
+    torch.Tensor.__rmul__: lambda a, b: b * a,
+    torch.Tensor.__truediv__: lambda a, b: a / b, torch.Tensor.div: lambda a, b: a / b,
+    torch.Tensor.__rtruediv__: lambda a, b: b / a,
+    torch.Tensor.__matmul__: _matmul, torch.Tensor.matmul: _matmul, torch.Tensor.__rmatmul__: lambda a, b: _matmul(b, a),
+    torch.Tensor.__pow__: lambda a, b: a**b, torch.Tensor.__rpow__: lambda a, b: lift(b) ** a,
+}
+_HANDLERS[torch.max] = lambda a, *rest, **kw: lift(a).max() if not rest and not kw else _maximum(a, rest[0])
+_HANDLERS[torch.min] = lambda a, *rest, **kw: lift(a).min() if not rest and not kw else _minimum(a, rest[0])

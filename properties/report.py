@@ -187,8 +187,8 @@ def pytest_runtest_makereport(item, call):
 
 
 def _verdict(ledger: Ledger) -> str:
-    # an unexpected pass of a strict expected failure is already a failure; a non-strict one (a --known-deviations
-    # entry) is news, not a deviation
+    # an unexpected pass of a strict expected failure (a known deviation, a --known-deviations entry) is already a
+    # failure, listed with its "[XPASS(strict)]" reason: the declaration no longer holds
     if ledger.outcomes["failed"] or ledger.outcomes["errors"]:
         return "does not conform"
     if not ledger.outcomes["passed"]:

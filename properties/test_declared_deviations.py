@@ -1,7 +1,7 @@
-"""``--known-deviations FILE`` (``optimizers/declared_deviations.py``): a declared test becomes an expected failure,
-a declared hyperparameter is taken out of the searches so that the rest of the rule is still checked, every entry
-is reported with what it matched — one that matched nothing says so — and a file that cannot be used is one line
-and exit 4. Run in-process (``pytester``), as in ``test_bad_input.py``."""
+"""``--known-deviations FILE`` (``optimizers/declared_deviations.py``): a declared test becomes a strict expected
+failure (one that passes fails the run), a declared hyperparameter is taken out of the searches so that the rest of
+the rule is still checked, every entry is reported with what it matched — one that matched nothing says so — and a
+file that cannot be used is one line and exit 4. Run in-process (``pytester``), as in ``test_bad_input.py``."""
 from __future__ import annotations
 
 import pytest
@@ -45,6 +45,16 @@ def test_declared_test_becomes_an_expected_failure(pytester, monkeypatch, tmp_pa
     result = run_suite(pytester, monkeypatch, [*BUG, f"--known-deviations={path}", "-rx"])
     out = "\n".join(result.outlines)
     assert result.ret == 0 and "1 xfailed" in out and "bias correction" in out, out[-3000:]
+
+
+def test_declared_test_that_passes_fails_the_run(pytester, monkeypatch, tmp_path):
+    """A declared test that passes (the deviation fixed, or never there) is XPASS(strict): the run fails."""
+    path = tmp_path / "deviations.toml"
+    path.write_text('[[deviation]]\ntest = "*test_trajectory_matches_reference_rule*"\nreason = "bias correction"\n')
+    result = run_suite(pytester, monkeypatch, ["--optimizer", "torch.optim:Adam", "--rule", "adam", TRAJECTORY,
+                                               "-k", "float64", f"--known-deviations={path}"])
+    out = "\n".join(result.outlines)
+    assert result.ret == 1 and "XPASS(strict)" in out and "1 failed" in out, out[-3000:]
 
 
 @pytest.mark.parametrize("text, says", [

@@ -1,11 +1,14 @@
 """torch.optim's known deviations from its documented rules (``optimizers/known_deviations.py``), each shown on
 its own example as a strict expected failure: listed in every run's summary, and failing the run as XPASS once
-torch fixes it."""
+torch fixes it. Expected is the deviation's own failure — NonConformance from its check, or for a crash
+ImplementationError caused by the exception it names — so that an example that breaks in another way fails."""
 from __future__ import annotations
 
 import pytest
 
+from optimizers.adapters import ImplementationError
 from optimizers.known_deviations import DEVIATIONS
+from properties.assertions import NonConformance
 from properties.test_contract import check_step_leaves_grads_and_params_intact
 from properties.test_trajectory import check_trajectory
 
@@ -20,12 +23,20 @@ def _pairs(config):
 def pytest_generate_tests(metafunc):
     if "deviation" in metafunc.fixturenames:
         pairs = _pairs(metafunc.config)
-        params = [pytest.param(d, s, marks=pytest.mark.xfail(strict=True, reason=f"{d.name}: {d.reason} [{d.link}]"),
-                               id=f"{d.name}-{s.id}") for d, s in pairs]
+        params = [pytest.param(d, s, marks=pytest.mark.xfail(
+                      strict=True, raises=ImplementationError if d.raises else NonConformance,
+                      reason=f"{d.name}: {d.reason} [{d.link}]"), id=f"{d.name}-{s.id}") for d, s in pairs]
         metafunc.parametrize("deviation, implementation", params or [pytest.param(None, None, marks=pytest.mark.skip(
             reason="no known deviation concerns the implementation under test"))])
 
 
 def test_known_deviation_still_deviates(deviation, implementation):
     """The implementation deviates from the reference rule on the deviation's example (expected to fail)."""
-    CHECKS[deviation.check](implementation, deviation.example())
+    try:
+        CHECKS[deviation.check](implementation, deviation.example())
+    except ImplementationError as e:
+        if deviation.raises is None or not isinstance(e.__cause__, deviation.raises):
+            expected = deviation.raises.__name__ if deviation.raises else "NonConformance"
+            raise AssertionError(f"{deviation.name}: the example should end in {expected}; it raised "
+                                 f"{type(e.__cause__).__name__}: {e}") from e
+        raise

@@ -13,6 +13,7 @@ import dataclasses
 
 import torch
 
+from reference.cancellation import cancelling
 from reference.declarations import Rule
 from reference.rules import ADAMW, RADAM, RMSPROP, SGD, radam
 
@@ -68,7 +69,7 @@ def rmsprop_tf(θ, g, state, *, lr, alpha, eps, weight_decay, momentum, centered
     if centered:
         g_ave = state.get("g_ave", torch.zeros_like(θ))
         g_ave = g_ave + (1 - alpha) * (g - g_ave)
-        v_tilde = v - g_ave * g_ave
+        v_tilde = cancelling(v, g_ave * g_ave)
         new_state["g_ave"] = g_ave
     direction = g / torch.sqrt(v_tilde + eps)
     if momentum > 0:
