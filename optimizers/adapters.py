@@ -203,18 +203,26 @@ def make_params(case: Case, device: str) -> list[torch.nn.Parameter]:
     return [torch.nn.Parameter(torch.tensor(p, dtype=case.dtype, device=device)) for p in case.params]
 
 
-def construct(subject: Subject, case: Case, params: list[torch.Tensor]) -> Any:
-    """Build the optimizer for ``case``: the constructor takes group 0's hyperparameters; every other group is
-    passed as a param-group dict, with its own hyperparameters unless it inherits the constructor's."""
+def _own(subject: Subject, rule: Rule, hp: dict) -> dict:
+    """The hyperparameters ``subject`` is given from ``hp``: those it accepts. A non-default value of one it does not
+    accept is an error of the calling test, which should have held it at the default or skipped, saying why."""
     accepted = subject.caps.accepted
+    refused = {k: v for k, v in hp.items() if k not in accepted and v != rule.hyper(k).default}
+    if refused:
+        raise ValueError(f"test error: {subject.id} does not accept {refused}; the test should have held them at "
+                         "the rule's defaults or skipped")
+    return {k: v for k, v in hp.items() if k in accepted}
 
-    def own(hp: dict) -> dict:
-        return {k: v for k, v in hp.items() if k in accepted}
 
-    kwargs = {**own(case.groups[0].hp), **subject.fixed}
+def construct(subject: Subject, case: Case, params: list[torch.Tensor]) -> Any:
+    """Build the optimizer for ``case``: the constructor takes group 0's hyperparameters; every group with
+    parameters is passed as a param-group dict, with its own hyperparameters unless it inherits the constructor's
+    (a group 0 without parameters only gives the constructor other hyperparameters than the groups')."""
+    kwargs = {**_own(subject, case.rule, case.groups[0].hp), **subject.fixed}
     if not subject.caps.param_groups:
         return call(subject, f"the constructor, given {kwargs}", subject.factory, list(params), **kwargs)
-    groups = [{"params": [params[i] for i in g.indices], **({} if g.inherits else own(g.hp))} for g in case.groups]
+    groups = [{"params": [params[i] for i in g.indices], **({} if g.inherits else _own(subject, case.rule, g.hp))}
+              for g in case.groups if g.indices]
     return call(subject, f"the constructor, given {kwargs} and groups {[{k: v for k, v in g.items() if k != 'params'} for g in groups]}",
                 subject.factory, groups, **kwargs)
 
@@ -227,14 +235,16 @@ def step(subject: Subject, opt: Any, t: int, closure: Callable | None = None) ->
     return call(subject, f"step(closure) at step {t}", opt.step, closure)
 
 
-def set_grads(case: Case, params: list[torch.Tensor], step: int) -> None:
-    for p, g in zip(params, case.grads[step]):
+def set_grads(case: Case, params: list[torch.Tensor], step: int, grads: list | None = None) -> None:
+    """Give each parameter its gradient of ``step`` (``grads`` if given, else the case's): a fresh tensor."""
+    for p, g in zip(params, case.grads[step] if grads is None else grads, strict=True):
         p.grad = None if g is None else torch.tensor(g, dtype=case.dtype, device=p.device)
 
 
 def set_lrs(subject: Subject, case: Case, opt: Any, step: int) -> None:
     if subject.caps.param_groups and "lr" in subject.caps.accepted and case.rule.hyper("lr").scheduled:
-        for group, lr in zip(opt.param_groups, case.lrs[step]):
+        lrs = [lr for g, lr in zip(case.groups, case.lrs[step], strict=True) if g.indices]
+        for group, lr in zip(opt.param_groups, lrs):
             group["lr"] = lr
 
 
@@ -242,14 +252,21 @@ def snapshot(params: list[torch.Tensor]) -> list[np.ndarray]:
     return [p.detach().to("cpu", torch.float64).numpy().copy() for p in params]
 
 
-def implementation_trajectory(subject: Subject, case: Case) -> list[list[np.ndarray]]:
-    """Run ``case`` through the implementation; the parameters after every step."""
+#: closed loop: the gradients of step t, given the parameters before it (float64 arrays, one per parameter)
+Feedback = Callable[[list[np.ndarray], int], list]
+
+
+def implementation_trajectory(subject: Subject, case: Case, feedback: Feedback | None = None
+                              ) -> list[list[np.ndarray]]:
+    """Run ``case`` through the implementation; the parameters after every step. Open loop, each step is fed the
+    case's gradients; closed loop, ``feedback(parameters, t)``'s (the case's rows then only count the steps). The
+    one driver of an implementation: the trajectory, contract and property tests all run through it."""
     params = make_params(case, subject.device)
     opt = construct(subject, case, params)
     out = []
     for t in range(case.steps):
         set_lrs(subject, case, opt, t)
-        set_grads(case, params, t)
+        set_grads(case, params, t, None if feedback is None else feedback(snapshot(params), t))
         step(subject, opt, t)
         out.append(snapshot(params))
     return out

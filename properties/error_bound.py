@@ -5,7 +5,7 @@ between v and what an implementation computing the same formula in a lower preci
 on Bounded values unchanged: Python operators and the torch functions a rule calls (``torch.sqrt``,
 ``torch.where``, …, through ``__torch_function__``) compute the value as before and propagate the bound:
 
-    a ± b:   e_a + e_b                               + ρ(z)
+    a ± b:   e_a + e_b                               + u (|a| + |b|)
     a · b:   |a| e_b + |b| e_a + e_a e_b             + ρ(z)
     a / b:   (|a| e_b + |b| e_a) / (|b| (|b| − e_b))  + ρ(z)      (∞ where |b| ≤ e_b: the sign of b is not known)
     √a:      √a − √max(a − e_a, 0)                    + ρ(z)      (rounding never makes a sum of non-negatives
@@ -16,8 +16,10 @@ on Bounded values unchanged: Python operators and the torch functions a rule cal
     A @ B:   |A| e_B + e_A |B| + e_A e_B + n u |A||B|               (any order of the dot products)
 
 with ρ(z) = u·|z| + η·[z ≠ 0]: one rounding of the result (relative u, the dtype's unit roundoff, plus η, its
-smallest subnormal, for gradual underflow; an exact zero stays exact). Sums are exact in the subnormal range, so
-+ and − add u·|z| only. These are interval bounds (the products of errors are kept), not first-order estimates.
+smallest subnormal, for gradual underflow; an exact zero stays exact). A sum is charged u·(|a| + |b|) instead of
+u·|a ± b|: the bound of a sum of terms in any order and grouping (an implementation may add an update in two
+parts, θ − a − b for θ − (a + b)); sums are exact in the subnormal range, so they carry no η. These are interval
+bounds (the products of errors are kept), not first-order estimates.
 
 A comparison whose operands' intervals overlap is *undetermined*: elementwise (``torch.where``, ``torch.sign``)
 the result takes the distance between the branches as its error; a scalar one that a rule branches on (ρ_t > 5 in
@@ -77,8 +79,10 @@ class Rounding:
             return torch.clamp(a * _SUBNORMAL_INVERSE, max=self.eta).add_(a, alpha=self.u)
         return self.u * abs(z) + (self.eta if z != 0 else 0.0)
 
-    def rho_sum(self, z):
-        return self.u * torch.abs(z) if isinstance(z, torch.Tensor) else self.u * abs(z)
+    def rho_sum(self, a, b):
+        """The rounding of a ± b in any grouping with other terms: u·(|a| + |b|) (the partial sums an
+        implementation forms instead, θ − a' − b' for θ − (a' + b'), are bounded by the terms' magnitudes)."""
+        return self.u * (_abs(a) + _abs(b))
 
 
 _ACTIVE: list[Rounding] = []
@@ -254,7 +258,7 @@ class Bounded:
     def __add__(self, other):
         o = other if type(other) is Bounded else lift(other)
         z = self.v + o.v
-        return Bounded(z, _plus3(self.e, o.e, _ACTIVE[-1].rho_sum(z)))
+        return Bounded(z, _plus3(self.e, o.e, _ACTIVE[-1].rho_sum(self.v, o.v)))
 
     def __radd__(self, other):
         return lift(other) + self
@@ -262,7 +266,7 @@ class Bounded:
     def __sub__(self, other):
         o = other if type(other) is Bounded else lift(other)
         z = self.v - o.v
-        return Bounded(z, _plus3(self.e, o.e, _ACTIVE[-1].rho_sum(z)))
+        return Bounded(z, _plus3(self.e, o.e, _ACTIVE[-1].rho_sum(self.v, o.v)))
 
     def __rsub__(self, other):
         return lift(other) - self

@@ -25,7 +25,10 @@ through the rest of the evaluation.
 
 The driver: ``Runner.run(hp, x0, grad, steps, lrs, layout)`` steps an implementation (``SubjectRunner``) or a
 reference rule (``ReferenceRunner``) in closed loop — before each step the gradient is ``grad(x, t)`` at the
-parameters the runner holds now — and records the parameters after every step and the gradients it fed.
+parameters the runner holds now — and records the parameters after every step and the gradients it fed. Both go
+through the suite's one driver (``optimizers.adapters.implementation_trajectory``,
+``reference.trajectory.reference_trajectory``) on the trajectory case of the run (``layout_case``), with the
+gradient as a feedback.
 ``closed_loop(runner, problem, ...)`` is that with ∇f. A ``Layout`` lays the flat vector x out as parameter tensors
 (shapes, a storage permutation, param groups); the gradient is always computed on x in its own order, then
 permuted and split, so a layout never changes the problem's arithmetic.
@@ -49,7 +52,7 @@ import torch
 from hypothesis import assume, settings
 from hypothesis import strategies as st
 
-from optimizers.adapters import Subject, call, step
+from optimizers.adapters import Subject, implementation_trajectory
 from optimizers.known_deviations import applicable, avoiding
 from optimizers.loading import reproducer_import
 from properties.assertions import NonConformance, any_subnormal
@@ -563,6 +566,37 @@ class Runner(Protocol):
             layout: Layout | None = None, ctor_hp: dict | None = None) -> Run: ...
 
 
+def layout_case(rule: Rule, hp: dict, x0: np.ndarray, steps: int, lrs: list[float] | None, layout: Layout,
+                ctor_hp: dict | None = None) -> Case:
+    """The closed-loop run as a trajectory case: x0 stored as the layout's tensors, one group per layout group (each
+    with ``hp``; a group 0 without parameters when the constructor is given other hyperparameters), ``steps`` rows
+    whose gradients the run's feedback supplies."""
+    n = len(layout.shapes)
+    parts = layout.groups if layout.groups is not None else (tuple(range(n)),)
+    groups = [Group(tuple(g), dict(hp)) for g in parts]
+    if ctor_hp is not None:
+        groups = [Group((), dict(ctor_hp)), *groups]
+    used = [hp["lr"]] * steps if lrs is None else list(lrs)
+    return Case(rule, groups, layout.store(x0), [[None] * n for _ in range(steps)],
+                [[lr] * len(groups) for lr in used])
+
+
+def _driven(run_case, rule: Rule, hp, x0, grad, steps, lrs, layout, ctor_hp) -> Run:
+    """A closed-loop run through ``run_case(case, feedback)`` — the one driver of an implementation or of the
+    reference (``optimizers.adapters.implementation_trajectory``, ``reference.trajectory.reference_trajectory``)."""
+    layout = layout or Layout.flat(x0.shape[0])
+    case = layout_case(rule, hp, x0, steps, lrs, layout, ctor_hp)
+    fed = []
+
+    def feedback(parts, t):
+        g = np.asarray(grad(layout.gather(parts), t), dtype=np.float64)
+        fed.append(g.copy())
+        return layout.store(g)
+
+    xs = [x0.copy()] + [layout.gather(row) for row in run_case(case, feedback)]
+    return Run(np.array(xs), np.array(fed).reshape(steps, -1), [row[-1] for row in case.lrs])
+
+
 class ReferenceRunner:
     """A reference rule applied to each parameter tensor of the layout (every group has ``hp``)."""
 
@@ -578,20 +612,8 @@ class ReferenceRunner:
         return name in self.rule.names
 
     def run(self, hp, x0, grad, steps, lrs=None, layout=None, ctor_hp=None) -> Run:
-        layout = layout or Layout.flat(x0.shape[0])
-        thetas = [torch.tensor(a) for a in layout.store(x0)]
-        states: list[dict] = [{} for _ in thetas]
-        xs, grads, used = [x0.copy()], [], []
-        for t in range(steps):
-            x = layout.gather([θ.numpy() for θ in thetas])
-            g = np.asarray(grad(x, t), dtype=np.float64)
-            step_hp = dict(hp) if lrs is None else {**hp, "lr": lrs[t]}
-            for i, gi in enumerate(layout.store(g)):
-                thetas[i], states[i] = self.rule.update(thetas[i], torch.tensor(gi), states[i], **step_hp)
-            grads.append(g.copy())
-            used.append(step_hp["lr"])
-            xs.append(layout.gather([θ.numpy() for θ in thetas]))
-        return Run(np.array(xs), np.array(grads).reshape(steps, -1), used)
+        return _driven(lambda case, feedback: reference_trajectory(case, feedback=feedback), self.rule, hp, x0, grad,
+                       steps, lrs, layout, None)
 
 
 class SubjectRunner:
@@ -614,43 +636,14 @@ class SubjectRunner:
         return name in self.subject.caps.accepted
 
     def own(self, hp: dict) -> dict:
-        """The hyperparameters passed to the implementation; a value it cannot take is a bug in the calling test
-        (which must skip such implementations, saying why)."""
-        refused = {k: v for k, v in hp.items() if not self.accepts(k) and v != self.rule.hyper(k).default}
-        if refused:
-            raise ValueError(f"test error: {self.name} does not accept {refused}; the test should have skipped it")
+        """The hyperparameters passed to the implementation (``optimizers.adapters.construct``'s choice)."""
         return {k: v for k, v in hp.items() if self.accepts(k)}
 
-    def construct(self, params, hp: dict, layout: Layout, ctor_hp: dict | None):
-        kwargs = {**self.own(ctor_hp if ctor_hp is not None else hp), **self.subject.fixed}
-        if layout.groups is None:
-            return call(self.subject, f"the constructor, given {kwargs}", self.subject.factory, list(params), **kwargs)
-        groups = [{"params": [params[i] for i in g], **self.own(hp)} for g in layout.groups]
-        return call(self.subject, f"the constructor, given {kwargs} and {len(groups)} groups", self.subject.factory,
-                    groups, **kwargs)
-
     def run(self, hp, x0, grad, steps, lrs=None, layout=None, ctor_hp=None) -> Run:
-        layout = layout or Layout.flat(x0.shape[0])
-        params = [torch.nn.Parameter(torch.tensor(a, dtype=torch.float64, device=self.subject.device))
-                  for a in layout.store(x0)]
-        opt = self.construct(params, hp, layout, ctor_hp)
         if lrs is not None and any(lr != hp["lr"] for lr in lrs) and not (self.param_groups and self.accepts("lr")):
             raise ValueError(f"test error: {self.name} cannot change lr between steps; the test should have skipped")
-        xs, grads, used = [x0.copy()], [], []
-        for t in range(steps):
-            x = layout.gather([p.detach().cpu().numpy() for p in params])
-            g = np.asarray(grad(x, t), dtype=np.float64)
-            for p, gi in zip(params, layout.store(g)):
-                p.grad = torch.tensor(gi, dtype=torch.float64, device=self.subject.device)  # a copy: step may write it
-            lr = hp["lr"] if lrs is None else lrs[t]
-            if lrs is not None and self.param_groups and self.accepts("lr"):
-                for group in opt.param_groups:
-                    group["lr"] = lr
-            step(self.subject, opt, t)
-            grads.append(g.copy())
-            used.append(lr)
-            xs.append(layout.gather([p.detach().cpu().numpy() for p in params]))
-        return Run(np.array(xs), np.array(grads).reshape(steps, -1), used)
+        return _driven(lambda case, feedback: implementation_trajectory(self.subject, case, feedback), self.rule, hp,
+                       x0, grad, steps, lrs, layout, ctor_hp)
 
 
 def closed_loop(runner: Runner, problem: Problem, hp: dict, steps: int, lrs: list[float] | None = None,

@@ -62,8 +62,8 @@ def magnitude_regimes(dtype: torch.dtype) -> dict[str, tuple[float, float]]:
     """Magnitude ranges for a case's values: ``normal`` (``magnitude_range``), and the edges of the dtype's range —
     ``subnormal``, from a few subnormal spacings to just above the smallest normal number (gradual underflow:
     squares underflow to 0), and ``near overflow``, from √max (squares overflow) to max/10⁴. The tolerance model
-    accounts for both (``RoundingNoise``'s underflow term; the dtype's own run, non-finite, marks what the dtype
-    cannot hold), so cases the rule does not determine there are discarded, not misjudged."""
+    accounts for both (the error bound's η per operation and η/c on the inputs; the overflow check of products), so
+    cases the rule does not determine there are discarded, not misjudged."""
     info = torch.finfo(dtype)
     return {"normal": magnitude_range(dtype),
             "subnormal": (info.smallest_normal * info.eps * 8, info.smallest_normal * 1e3),

@@ -59,6 +59,7 @@ from reference import problems
 from reference.newton import newton, newton_step
 from reference.registry import RULES
 from reference.schedulers import exponential_lr
+from reference.trajectory import Case, Group
 
 U64 = unit_roundoff(torch.float64)
 SGD = RULES["sgd"]
@@ -212,21 +213,23 @@ def _need(subject, hp: dict, param_groups: bool = False) -> dict:
 def subject_runner(subject) -> Callable:
     """The implementation under test in the documents' loop, as ``reference_runner``'s ``gd``: x = Parameter(x0) in
     ``dtype``; each step records f(x), sets the gradient (the problem's ∇f, in ``dtype``) and calls step(); lrs[t]
-    is written into every param group before step t, as a scheduler does."""
+    is written into every param group before step t, as a scheduler does. Run by the suite's one driver
+    (``adapters.implementation_trajectory``), closed loop."""
     def gd(problem, steps, dtype=torch.float64, lrs=None, **hp):
-        kwargs = _need(subject, hp, param_groups=lrs is not None)
-        p = torch.nn.Parameter(problem.x0.to(dtype).clone().to(subject.device))
-        opt = adapters.call(subject, f"the constructor, given {kwargs}", subject.factory, [p], **kwargs)
-        xs, losses = [p.detach().cpu().double().numpy().copy()], []
-        for t in range(steps):
-            if lrs is not None:
-                for group in opt.param_groups:
-                    group["lr"] = lrs[t]
+        _need(subject, hp, param_groups=lrs is not None)
+        hp = {**subject.rule.defaults(), **hp}
+        x0 = problem.x0.to(dtype).double().numpy()
+        case = Case(subject.rule, [Group((0,), hp)], [x0], [[None]] * steps,
+                    [[hp["lr"] if lrs is None else lrs[t]] for t in range(steps)], dtype)
+        losses = []
+
+        def feedback(parts, t):
+            x = torch.tensor(parts[0]).to(dtype)
             with torch.no_grad():
-                losses.append(float(problem.f(p.detach().cpu())))
-                p.grad = problem.grad(p.detach().cpu()).to(subject.device)
-            adapters.step(subject, opt, t)
-            xs.append(p.detach().cpu().double().numpy().copy())
+                losses.append(float(problem.f(x)))
+                return [problem.grad(x).double().numpy()]
+
+        xs = [x0, *(row[0] for row in adapters.implementation_trajectory(subject, case, feedback))]
         return xs, np.array(losses)
     return gd
 

@@ -25,7 +25,7 @@ from reference.registry import RULES
 from reference.variants import DECOUPLED_DECAY
 
 MAX_STEPS = 12
-TOLERANCE_STEPS = 6          # runs judged with the Monte Carlo tolerance are kept shorter: it costs per step
+TOLERANCE_STEPS = 6          # runs judged against the trajectory tolerance: its bound grows with the steps
 
 
 # ---- weight decay --------------------------------------------------------------------------------------------------

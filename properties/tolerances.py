@@ -43,6 +43,7 @@ the same product overflows: ``intermediate_overflow``); and an ill-conditioned c
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -114,8 +115,15 @@ def hyperparameter(v, dtype: torch.dtype, fraction: bool = False):
         return v
     error = conversion_error(v, dtype)
     if fraction:
-        error = max(error, conversion_error(1.0 - v, dtype))
+        error = max(error, _complement_error(v, dtype))
     return Bounded(v, error)
+
+
+def _complement_error(v: float, dtype: torch.dtype) -> float:
+    """|fl(1 − v) − (1 − v)|, exactly: how far β moves when an implementation holds 1 − β in ``dtype``."""
+    exact = 1 - Fraction(v)
+    rounded = torch.tensor(float(exact), dtype=torch.float64).to(dtype).to(torch.float64).item()
+    return float(abs(Fraction(rounded) - exact)) if math.isfinite(rounded) else math.inf
 
 
 def _underflow(x: torch.Tensor, c: float, dtype: torch.dtype):

@@ -6,6 +6,7 @@ at every step, so a deviation at step t is the rule's, not a loss surface amplif
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -63,13 +64,16 @@ class Case:
         return hp
 
 
-def reference_trajectory(case: Case, dtype: torch.dtype = torch.float64) -> list[list[np.ndarray]]:
-    """Run the reference rule on ``case`` with its arithmetic in ``dtype`` (float64 for the reference itself;
-    another dtype to measure how sensitive the case is to rounding). Returns the parameters after every step."""
+def reference_trajectory(case: Case, dtype: torch.dtype = torch.float64,
+                         feedback: Callable[[list[np.ndarray], int], list] | None = None) -> list[list[np.ndarray]]:
+    """Run the reference rule on ``case`` with its arithmetic in ``dtype`` (float64 for the reference itself).
+    Returns the parameters after every step. Open loop, each step takes the case's gradients; closed loop,
+    ``feedback(parameters, t)``'s, as ``optimizers.adapters.implementation_trajectory`` feeds an implementation."""
     params = [torch.tensor(p, dtype=torch.float64).to(dtype) for p in case.params]
     states: list[dict] = [{} for _ in params]
     out = []
-    for step, grads in enumerate(case.grads):
+    for step, row in enumerate(case.grads):
+        grads = row if feedback is None else feedback([p.to(torch.float64).numpy().copy() for p in params], step)
         for i, g in enumerate(grads):
             if g is None:
                 continue
