@@ -203,25 +203,21 @@ def make_params(case: Case, device: str) -> list[torch.nn.Parameter]:
     return [torch.nn.Parameter(torch.tensor(p, dtype=case.dtype, device=device)) for p in case.params]
 
 
-def _own(subject: Subject, rule: Rule, hp: dict) -> dict:
-    """The hyperparameters ``subject`` is given from ``hp``: those it accepts. A non-default value of one it does not
-    accept is an error of the calling test, which should have held it at the default or skipped, saying why."""
-    accepted = subject.caps.accepted
-    refused = {k: v for k, v in hp.items() if k not in accepted and v != rule.hyper(k).default}
-    if refused:
-        raise ValueError(f"test error: {subject.id} does not accept {refused}; the test should have held them at "
-                         "the rule's defaults or skipped")
-    return {k: v for k, v in hp.items() if k in accepted}
+def _own(subject: Subject, hp: dict) -> dict:
+    """The hyperparameters ``subject`` is given from ``hp``: those its constructor accepts. The others are the
+    implementation's own (held at the rule's defaults by the strategies, or fixed by a factory such as a
+    ``functools.partial``); the judgement then shows whether it holds the value the case names."""
+    return {k: v for k, v in hp.items() if k in subject.caps.accepted}
 
 
 def construct(subject: Subject, case: Case, params: list[torch.Tensor]) -> Any:
     """Build the optimizer for ``case``: the constructor takes group 0's hyperparameters; every group with
     parameters is passed as a param-group dict, with its own hyperparameters unless it inherits the constructor's
     (a group 0 without parameters only gives the constructor other hyperparameters than the groups')."""
-    kwargs = {**_own(subject, case.rule, case.groups[0].hp), **subject.fixed}
+    kwargs = {**_own(subject, case.groups[0].hp), **subject.fixed}
     if not subject.caps.param_groups:
         return call(subject, f"the constructor, given {kwargs}", subject.factory, list(params), **kwargs)
-    groups = [{"params": [params[i] for i in g.indices], **({} if g.inherits else _own(subject, case.rule, g.hp))}
+    groups = [{"params": [params[i] for i in g.indices], **({} if g.inherits else _own(subject, g.hp))}
               for g in case.groups if g.indices]
     return call(subject, f"the constructor, given {kwargs} and groups {[{k: v for k, v in g.items() if k != 'params'} for g in groups]}",
                 subject.factory, groups, **kwargs)
