@@ -88,6 +88,37 @@ def tensor(draw, shape: tuple, lo: float, hi: float, zeros: bool = True) -> np.n
     return values.reshape(shape)
 
 
+#: per step and parameter: the chance it has no gradient, and the chance its gradient is all zeros
+ABSENT, ALL_ZERO = 0.2, 0.1
+
+
+def gradient_rows(draw, shapes: list[tuple], lo: float, hi: float, steps: int, dtype: torch.dtype) -> list[list]:
+    """Per step, a gradient per parameter (None: none this step). Each parameter draws its magnitudes once — a
+    centre in [lo, hi], a spread of 0, 1 or 4 decades, a fraction of exact zeros — and each step one seed, from
+    which every parameter's values, its absence (``ABSENT``) and an all-zero gradient (``ALL_ZERO``) follow: a few
+    draws a step rather than a few per tensor, so that generating a case costs little beside judging it, while
+    shrinking still reduces steps, parameters and magnitudes."""
+    magnitudes = []
+    for s in shapes:
+        centre = draw(st.floats(math.log10(lo), math.log10(hi)))
+        spread = draw(st.sampled_from([0.0, 1.0, 4.0]))
+        zero_fraction = draw(st.sampled_from([0.0, 0.0, 0.3, 1.0]))
+        magnitudes.append((centre, spread, zero_fraction))
+    rows = []
+    for _ in range(steps):
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        row = []
+        for s, (centre, spread, zero_fraction) in zip(shapes, magnitudes, strict=True):
+            n = int(np.prod(s)) if s else 1
+            absent, all_zero = rng.random() < ABSENT, rng.random() < ALL_ZERO
+            exps = np.clip(centre + spread * rng.uniform(-1, 1, n), math.log10(lo), math.log10(hi))
+            values = np.where(rng.random(n) < 0.5, -1.0, 1.0) * 10.0**exps
+            values[(rng.random(n) < zero_fraction) | all_zero] = 0.0
+            row.append(None if absent else representable(values.reshape(s), dtype))
+        rows.append(row)
+    return rows
+
+
 def representable(a: np.ndarray, dtype: torch.dtype) -> np.ndarray:
     """``a`` rounded to ``dtype`` and back to float64: what the implementation and the reference both see."""
     return torch.tensor(a, dtype=torch.float64).to(dtype).to(torch.float64).numpy()
@@ -123,13 +154,7 @@ def cases(draw, subject, dtype: torch.dtype = torch.float64, max_steps: int = MA
         groups.append(Group(indices, hp, inherits))
 
     steps = draw(st.integers(1, max_steps))
-    grads = []
-    for _ in range(steps):
-        row = []
-        for s in shapes:
-            present = draw(st.sampled_from([True, True, True, True, False]))
-            row.append(representable(draw(tensor(s, lo, hi)), dtype) if present else None)
-        grads.append(row)
+    grads = gradient_rows(draw, shapes, lo, hi, steps, dtype)
 
     scheduled = caps.param_groups and "lr" in caps.accepted and rule.hyper("lr").scheduled
     factors = [1.0] + [draw(st.sampled_from([1.0, 1.0, 0.5, 0.1, 2.0]) | st.floats(0.01, 3.0))
