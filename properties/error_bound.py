@@ -44,6 +44,7 @@ U64 = torch.finfo(torch.float64).eps / 2
 # η·[z ≠ 0] is computed as min(|z|·2^1000, η): for every dtype's η and every nonzero |z| ≥ η·2^−1000 (all but
 # float64 subnormals under a float16 η) that is η, and 0 for an exact zero.
 _SUBNORMAL_INVERSE = 2.0**1000
+_SMALLEST64 = float(torch.finfo(torch.float64).smallest_normal * torch.finfo(torch.float64).eps)
 
 
 @dataclass
@@ -78,6 +79,17 @@ class Rounding:
             a = torch.abs(z) if magnitude is None else magnitude
             return torch.clamp(a * _SUBNORMAL_INVERSE, max=self.eta).add_(a, alpha=self.u)
         return self.u * abs(z) + (self.eta if z != 0 else 0.0)
+
+    def rho_product(self, magnitude, a, b):
+        """The rounding of a product or quotient a·b (a/b: b = 1) of magnitude |z|: u·|z|, plus η unless a factor is
+        an exact zero — a float64 result that underflowed to 0 from nonzero factors is not exact."""
+        nonzero = (a != 0) if isinstance(a, torch.Tensor) else bool(a != 0)
+        nonzero = nonzero & ((b != 0) if isinstance(b, torch.Tensor) else bool(b != 0))
+        if isinstance(magnitude, torch.Tensor):
+            if isinstance(nonzero, torch.Tensor):   # float64: a bool times η would round η in the default dtype
+                return magnitude * self.u + nonzero.to(torch.float64) * self.eta
+            return magnitude * self.u + (self.eta if nonzero else 0.0)
+        return self.u * magnitude + (self.eta if nonzero else 0.0)
 
     def rho_sum(self, a, b):
         """The rounding of a ± b in any grouping with other terms: u·(|a| + |b|) (the partial sums an
@@ -160,6 +172,17 @@ def _plus(*terms):
         if not _is_zero(t):
             out = t if _is_zero(out) else out + t
     return out
+
+
+def _floor(r: "Rounding", e, source):
+    """``e``, at least float64's smallest subnormal where ``source`` (the error it was computed from) is nonzero: a
+    bound below float64's range would round to 0 and be lost (a product of subnormal numbers, scaled by a factor
+    < 1). Only float64 cases have errors that small (every other dtype's η is far inside float64's range)."""
+    if r.dtype != torch.float64 or _is_zero(source):
+        return e
+    if isinstance(e, torch.Tensor) or isinstance(source, torch.Tensor):
+        return torch.where(torch.as_tensor(source) > 0, torch.clamp(torch.as_tensor(e), min=_SMALLEST64), e)
+    return max(e, _SMALLEST64) if source > 0 else e
 
 
 def _overflow_check(a, b, z, magnitude) -> None:
@@ -284,18 +307,18 @@ class Bounded:
         if type(z) is torch.Tensor:
             mz = torch.abs(z)
             _overflow_check(self.v, o.v, z, mz)
-            rho = r.rho(z, mz)
+            rho = r.rho_product(mz, self.v, o.v)
         else:
-            rho = r.rho(z)
+            rho = r.rho_product(abs(z), self.v, o.v)
         ea, eb = self.e, o.e
         exact_a, exact_b = type(ea) is float and ea == 0, type(eb) is float and eb == 0
         if exact_a and exact_b:
             return Bounded(z, rho)
         if exact_a:
-            return Bounded(z, _abs(self.v) * eb + rho)
+            return Bounded(z, _floor(r, _abs(self.v) * eb + rho, eb))
         if exact_b:
-            return Bounded(z, _abs(o.v) * ea + rho)
-        return Bounded(z, _abs(self.v) * eb + _abs(o.v) * ea + ea * eb + rho)
+            return Bounded(z, _floor(r, _abs(o.v) * ea + rho, ea))
+        return Bounded(z, _floor(r, _abs(self.v) * eb + _abs(o.v) * ea + ea * eb + rho, ea + eb))
 
     def __rmul__(self, other):
         return lift(other) * self
@@ -317,7 +340,8 @@ class Bounded:
                 e = torch.where(margin > 0, spread / margin, math.inf)
             else:
                 e = spread / margin if margin > 0 else math.inf
-        return Bounded(z, _plus(e, active().rho(z, mz)))
+            e = _floor(active(), e, spread)
+        return Bounded(z, _plus(e, active().rho_product(_abs(z) if mz is None else mz, self.v, 1.0)))
 
     def __rtruediv__(self, other):
         return lift(other) / self

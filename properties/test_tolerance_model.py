@@ -279,3 +279,49 @@ def test_a_rounding_of_the_reference_form_that_the_samples_cancel_is_within_tole
     v = torch.ones(5, dtype=torch.float64).mul_(0.0).addcmul_(g, g, value=1.0)   # α·v + (1 − α)g², g² exact
     actual = (-0.01 * g / torch.sqrt(v + 1e-8)).numpy()
     assert np.all(np.abs(actual - expected) <= tol), (actual - expected, tol)
+
+
+def test_a_float64_reference_that_underflows_where_another_order_does_not_is_not_judged():
+    """float64 RAdam (lr 1e-4, β = (0, 0.999), λ = 1) from θ = 0 on gradients of −1e-320 (subnormal), 13 steps:
+    the reference forms lr·m̂ = 1e-324 first, which underflows to 0, and θ stays 0; torch's foreach path forms
+    m̂·(lr·r_t·l_t) and gets 2e-319 at the first rectified step, which weight decay (g + λθ, then ·lr·r_t/ε ≈ 200)
+    multiplies at every step to −7.7e-308 at step 12. Neither is wrong at float64 precision: the bound keeps the
+    underflowed product's η (a product of nonzero factors that rounds to 0 is not exact, and an error below
+    float64's range is floored at its smallest subnormal), carries it through the amplification, and the case is
+    ill-conditioned, not judged."""
+    hp = {"lr": 1e-4, "betas": (0.0, 0.999), "eps": 1e-8, "weight_decay": 1.0}
+    case = _case("radam", [hp], [0.0], [[-1e-320]] * 13)
+    bounds = error_bounds_of(case)
+    assert bounds[-1] > 7.7e-308 and not judged(case)
+
+
+def test_a_state_update_that_cancels_in_lerp_form_is_within_tolerance():
+    """float64 AdamW (lr 1e-3, β = (0.0055, 0), λ = 0) from θ = −1 on gradients −1 (four steps), none, then −1e-7:
+    torch forms m = lerp(m, g, 1 − β1) = m + (1 − β1)(g − m) = −1 + 0.9945·(1 − 1e-7), which cancels to −0.0055
+    with a rounding relative to the previous |m| = 1, 180 times its own size; the last step divides by
+    √v̂ + ε ≈ 1.1e-7 and θ lands at 49.03, 4.76e-13 from the reference in every torch path. The state-form term
+    (two roundings of |m_{t−1}| + |m_t|) bounds it."""
+    hp = {"lr": 1e-3, "betas": (0.00550317315678767, 0.0), "weight_decay": 0.0}
+    full = {**RULES["adamw"].defaults(), **hp}
+    grads = [[np.array(-1.0)]] * 4 + [[None], [np.array(-1e-7)]]
+    case = Case(RULES["adamw"], [Group((0,), full)], [np.array(-1.0)], grads, [[1e-3]] * 6)
+    for fused, foreach in ((True, None), (False, False), (False, True)):
+        check_trajectory(Subject("torch.optim.AdamW", torch.optim.AdamW, RULES["adamw"], "torch.optim:AdamW",
+                                 {"fused": True} if fused else {"foreach": foreach}), case)
+
+
+def test_a_fraction_held_as_its_complement_in_float64_is_within_tolerance():
+    """float64 NAdam with β1 = 1e-5: torch's lerp weight 1 − β1 = 0.99999 is rounded in float64 (Python), so β1 is
+    effectively 1 − fl(1 − β1), 1.1e-16 away — 1e-11 relative; a zero gradient after two steps of −1 makes
+    m = β1·m, which ε = 1e-8 then divides, and θ lands 2.3e-14 from the reference (under the workaround of torch's
+    known float32 μ-product deviation: default dtype float64). The fraction's bound is the larger of |fl(β) − β| and
+    |fl(1 − β) − (1 − β)|, computed exactly: tolerance 6.1e-14 (with |fl(β) − β| alone, 0 in float64, it was 6e-15)."""
+    hp = {"lr": 1.0, "betas": (1e-05, 0.0), "eps": 1e-8}
+    case = _case("nadam", [hp], [-1.0], [[-1.0], [-1.0], [0.0]])
+    check_trajectory(Subject("torch.optim.NAdam", torch.optim.NAdam, RULES["nadam"], "torch.optim:NAdam",
+                             {"foreach": False}), case)
+
+
+def error_bounds_of(case) -> list[float]:
+    from properties.tolerances import error_bounds
+    return [float(np.max(row[0])) for row in error_bounds(case)["bounds"]]
