@@ -8,6 +8,7 @@ one case in four has its parameters or its gradients at an edge of the dtype's r
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -36,7 +37,14 @@ def real(domain: Real) -> st.SearchStrategy[float]:
     return st.one_of(st.sampled_from(edges), body) if edges else body
 
 
+@functools.lru_cache(maxsize=None)
 def value(domain) -> st.SearchStrategy:
+    """The strategy for a domain's values, built once per domain (a strategy is validated on first use: building it
+    afresh for every draw cost more than drawing from it)."""
+    return _value(domain)
+
+
+def _value(domain) -> st.SearchStrategy:
     if isinstance(domain, Flag):
         return st.booleans()
     if isinstance(domain, Pair):
@@ -72,6 +80,11 @@ def magnitude_regimes(dtype: torch.dtype) -> dict[str, tuple[float, float]]:
 
 # Most cases are normal; one in eight is at each edge of the dtype's range (shrinking goes to normal).
 REGIMES = st.sampled_from(["normal"] * 6 + ["subnormal", "near overflow"])
+# Strategies drawn from in every case are built once (a strategy is validated when first drawn from).
+SPREADS = st.sampled_from([0.0, 1.0, 4.0])                  # decades a tensor's magnitudes spread over
+ZERO_FRACTIONS = st.sampled_from([0.0, 0.0, 0.3, 1.0])      # the fraction of a tensor's elements that are 0
+LR_FACTORS = st.sampled_from([1.0, 1.0, 0.5, 0.1, 2.0]) | st.floats(0.01, 3.0)   # a scheduler's change of lr
+_SHAPES = st.sampled_from(SHAPES)
 
 
 @st.composite
@@ -79,8 +92,8 @@ def tensor(draw, shape: tuple, lo: float, hi: float, zeros: bool = True) -> np.n
     """Elements of magnitude in [lo, hi] around a drawn centre, random signs, some exact zeros."""
     n = int(np.prod(shape)) if shape else 1
     centre = draw(st.floats(math.log10(lo), math.log10(hi)))
-    spread = draw(st.sampled_from([0.0, 1.0, 4.0]))
-    zero_fraction = draw(st.sampled_from([0.0, 0.0, 0.3, 1.0])) if zeros else 0.0
+    spread = draw(SPREADS)
+    zero_fraction = draw(ZERO_FRACTIONS) if zeros else 0.0
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     exps = np.clip(centre + spread * rng.uniform(-1, 1, n), math.log10(lo), math.log10(hi))
     values = np.where(rng.random(n) < 0.5, -1.0, 1.0) * 10.0**exps
@@ -101,8 +114,8 @@ def gradient_rows(draw, shapes: list[tuple], lo: float, hi: float, steps: int, d
     magnitudes = []
     for s in shapes:
         centre = draw(st.floats(math.log10(lo), math.log10(hi)))
-        spread = draw(st.sampled_from([0.0, 1.0, 4.0]))
-        zero_fraction = draw(st.sampled_from([0.0, 0.0, 0.3, 1.0]))
+        spread = draw(SPREADS)
+        zero_fraction = draw(ZERO_FRACTIONS)
         magnitudes.append((centre, spread, zero_fraction))
     rows = []
     for _ in range(steps):
@@ -134,7 +147,7 @@ def cases(draw, subject, dtype: torch.dtype = torch.float64, max_steps: int = MA
     shapes = []
     for _ in range(n):
         repeat = shapes and draw(st.booleans())
-        shapes.append(shapes[-1] if repeat else draw(st.sampled_from(SHAPES)))
+        shapes.append(shapes[-1] if repeat else draw(_SHAPES))
     regimes = magnitude_regimes(dtype)
     param_regime, grad_regime = draw(REGIMES), draw(REGIMES)
     lo, hi = regimes[grad_regime]
@@ -157,7 +170,7 @@ def cases(draw, subject, dtype: torch.dtype = torch.float64, max_steps: int = MA
     grads = gradient_rows(draw, shapes, lo, hi, steps, dtype)
 
     scheduled = caps.param_groups and "lr" in caps.accepted and rule.hyper("lr").scheduled
-    factors = [1.0] + [draw(st.sampled_from([1.0, 1.0, 0.5, 0.1, 2.0]) | st.floats(0.01, 3.0))
+    factors = [1.0] + [draw(LR_FACTORS)
                        if scheduled else 1.0 for _ in range(steps - 1)]
     lrs, f = [], 1.0
     for factor in factors:

@@ -40,8 +40,9 @@ def check_trajectory(subject, case, known_deviations: bool = True) -> None:
     Cases on which ``subject`` has a known deviation run under its workaround, or are skipped without one;
     ``known_deviations=False`` judges every case as it is (a non-finite θ fails even where ill-conditioned)."""
     expected = reference_trajectory(case)
-    if known_deviations:
-        assume(judgeable(case, expected))        # the cheap checks first: the reference finite and in range
+    if known_deviations:   # the cheap checks first: the reference finite and in range, no deviation without a way round
+        assume(judgeable(case, expected))
+        assume(all(d.workaround for d in applicable(subject, case)))
     tol = tolerances(case, expected)
     if known_deviations:
         assume(judgeable(case, expected, tol))
