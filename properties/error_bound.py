@@ -174,15 +174,21 @@ def _plus(*terms):
     return out
 
 
-def _floor(r: "Rounding", e, source):
-    """``e``, at least float64's smallest subnormal where ``source`` (the error it was computed from) is nonzero: a
-    bound below float64's range would round to 0 and be lost (a product of subnormal numbers, scaled by a factor
-    < 1). Only float64 cases have errors that small (every other dtype's η is far inside float64's range)."""
-    if r.dtype != torch.float64 or _is_zero(source):
+def _floor(r: "Rounding", e, a, ea, b, eb):
+    """``e`` (the bound of a·b, or of a/b with b its divisor), at least float64's smallest subnormal where one of
+    its terms — |a|·e_b, |b|·e_a, e_a·e_b — is nonzero in exact arithmetic: a bound below float64's range would
+    round to 0 and be lost (a product of subnormal numbers, scaled by a factor < 1). Only float64 cases have errors
+    that small (every other dtype's η is far inside float64's range)."""
+    if r.dtype != torch.float64:
         return e
-    if isinstance(e, torch.Tensor) or isinstance(source, torch.Tensor):
-        return torch.where(torch.as_tensor(source) > 0, torch.clamp(torch.as_tensor(e), min=_SMALLEST64), e)
-    return max(e, _SMALLEST64) if source > 0 else e
+    nonzero = (_positive(ea) & _positive(eb)) | (_positive(_abs(a)) & _positive(eb)) | (_positive(_abs(b)) & _positive(ea))
+    if isinstance(nonzero, torch.Tensor):
+        return torch.where(nonzero, torch.clamp(torch.as_tensor(e, dtype=torch.float64), min=_SMALLEST64), e)
+    return max(e, _SMALLEST64) if nonzero else e
+
+
+def _positive(x):
+    return x > 0 if isinstance(x, torch.Tensor) else bool(x > 0)
 
 
 def _overflow_check(a, b, z, magnitude) -> None:
@@ -315,10 +321,10 @@ class Bounded:
         if exact_a and exact_b:
             return Bounded(z, rho)
         if exact_a:
-            return Bounded(z, _floor(r, _abs(self.v) * eb + rho, eb))
+            return Bounded(z, _floor(r, _abs(self.v) * eb + rho, self.v, 0.0, o.v, eb))
         if exact_b:
-            return Bounded(z, _floor(r, _abs(o.v) * ea + rho, ea))
-        return Bounded(z, _floor(r, _abs(self.v) * eb + _abs(o.v) * ea + ea * eb + rho, ea + eb))
+            return Bounded(z, _floor(r, _abs(o.v) * ea + rho, self.v, ea, o.v, 0.0))
+        return Bounded(z, _floor(r, _abs(self.v) * eb + _abs(o.v) * ea + ea * eb + rho, self.v, ea, o.v, eb))
 
     def __rmul__(self, other):
         return lift(other) * self
@@ -340,7 +346,7 @@ class Bounded:
                 e = torch.where(margin > 0, spread / margin, math.inf)
             else:
                 e = spread / margin if margin > 0 else math.inf
-            e = _floor(active(), e, spread)
+            e = _floor(active(), e, self.v, self.e, 1.0, o.e)
         return Bounded(z, _plus(e, active().rho_product(_abs(z) if mz is None else mz, self.v, 1.0)))
 
     def __rtruediv__(self, other):
