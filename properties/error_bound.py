@@ -83,6 +83,9 @@ class Rounding:
     def rho_product(self, magnitude, a, b):
         """The rounding of a product or quotient a·b (a/b: b = 1) of magnitude |z|: u·|z|, plus η unless a factor is
         an exact zero — a float64 result that underflowed to 0 from nonzero factors is not exact."""
+        if isinstance(magnitude, torch.Tensor) and self.dtype != torch.float64:
+            # a float64 product of numbers of a narrower dtype never underflows: z ≠ 0 ⟺ both factors ≠ 0
+            return torch.clamp(magnitude * _SUBNORMAL_INVERSE, max=self.eta).add_(magnitude, alpha=self.u)
         nonzero = (a != 0) if isinstance(a, torch.Tensor) else bool(a != 0)
         nonzero = nonzero & ((b != 0) if isinstance(b, torch.Tensor) else bool(b != 0))
         if isinstance(magnitude, torch.Tensor):
@@ -180,6 +183,8 @@ def _floor(r: "Rounding", e, a, ea, b, eb):
     round to 0 and be lost (a product of subnormal numbers, scaled by a factor < 1). Only float64 cases have errors
     that small (every other dtype's η is far inside float64's range)."""
     if r.dtype != torch.float64:
+        return e
+    if isinstance(e, torch.Tensor) and bool(torch.all(e > 0)):
         return e
     nonzero = (_positive(ea) & _positive(eb)) | (_positive(_abs(a)) & _positive(eb)) | (_positive(_abs(b)) & _positive(ea))
     if isinstance(nonzero, torch.Tensor):
