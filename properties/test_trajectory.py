@@ -88,12 +88,12 @@ def long_cases(draw, subject, dtype):
     return avoiding(subject, Case(rule, [Group((0,), hp)], params, grads, lrs, dtype))
 
 
-@pytest.mark.skipif(not THOROUGH, reason="long runs (10⁴ steps, ~20 s an example) run in the thorough profile")
+@pytest.mark.skipif(not THOROUGH, reason="long runs (10⁴ steps, ~10 s an example) run in the thorough profile")
 @pytest.mark.parametrize("dtype", DTYPES, ids=[str(d).replace("torch.", "") for d in DTYPES])
 @settings(max_examples=3)
 @given(data=st.data())
 def test_long_trajectory_matches_reference_rule(subject, dtype, data):
     """Over 10⁴ steps, every parameter after every step still equals the reference rule's within tolerance (the
-    tolerance model's per-step budget and measured sensitivity hold at the asymptotes). About 20 s an example on
+    error bound holds at the asymptotes). About 10 s an example on
     two cores, so it runs in the thorough profile (``HYPOTHESIS_PROFILE=thorough``) and is skipped otherwise."""
     check_trajectory(subject, data.draw(long_cases(subject, dtype), label="case"))
