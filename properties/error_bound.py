@@ -16,15 +16,18 @@ on Bounded values unchanged: Python operators and the torch functions a rule cal
     A @ B:   |A| e_B + e_A |B| + e_A e_B + n u |A||B|               (any order of the dot products)
 
 with ρ(z) = u·|z| + η·[z ≠ 0]: one rounding of the result (relative u, the dtype's unit roundoff, plus η, its
-smallest subnormal, for gradual underflow; an exact zero stays exact). A sum is charged u·(|a| + |b|) instead of
+smallest subnormal, for gradual underflow; an exact zero stays exact, and a product of nonzero factors that
+underflowed to 0 in float64 is not exact). In a float64 case a bound is never rounded to 0 below float64's range
+where one of its terms is nonzero: it is floored at float64's smallest subnormal. A sum is charged u·(|a| + |b|) instead of
 u·|a ± b|: the bound of a sum of terms in any order and grouping (an implementation may add an update in two
 parts, θ − a − b for θ − (a + b)); sums are exact in the subnormal range, so they carry no η. These are interval
 bounds (the products of errors are kept), not first-order estimates.
 
 A comparison whose operands' intervals overlap is *undetermined*: elementwise (``torch.where``, ``torch.sign``)
 the result takes the distance between the branches as its error; a scalar one that a rule branches on (ρ_t > 5 in
-RAdam) marks the run undetermined from that step on (``Rounding.undetermined_from``), and the case is then judged
-for finiteness only. A tie of the values (max(1, t − t0) at t = t0 + 1) is no decision: both branches agree there.
+RAdam, max(1, t − t0) in ASGD) is followed both ways (``both_ways``) and the result's bound widened to cover the
+other branch's values; only branches that cannot be spanned (a different state, more than ``MAX_UNDECIDED`` in one
+step) mark the run undetermined from that step on, and the case is then judged for finiteness only.
 
 A Python number that meets a Bounded value is an input in the dtype: its error is its own rounding to the dtype,
 |fl(c) − c| (0 for 1, 0.5, 3.0). So is a hyperparameter, which a driver wraps before calling the rule, so that what
