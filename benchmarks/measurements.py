@@ -72,7 +72,8 @@ def run(name: str) -> dict:
         record["rows"] = [{"rule": b["extra_info"]["rule"], "dtype": b["extra_info"]["dtype"],
                            "median_ms": round(1e3 * b["stats"]["median"], 2),
                            "mean_ms": round(1e3 * b["stats"]["mean"], 2),
-                           "reference_ms": round(1e3 * b["extra_info"]["reference_s"], 2)} for b in data["benchmarks"]]
+                           "reference_ms": round(1e3 * b["extra_info"]["reference_s"], 2),
+                           "judged": b["extra_info"].get("judged")} for b in data["benchmarks"]]
     elif name in ("catch", "tightness"):
         record["rows"] = json.loads((tmp / f"{name}.json").read_text())
     elif name in ("false-alarms", "quick", "suite"):
@@ -102,9 +103,9 @@ def render() -> str:
         if r.get("summary"):
             out += ["```", *r["summary"], "```", ""]
         if name == "oracle":
-            out += ["| rule | dtype | tolerance, median | mean | reference run |", "|---|---|---:|---:|---:|"]
-            out += [f"| {x['rule']} | {x['dtype']} | {x['median_ms']} ms | {x['mean_ms']} ms | {x['reference_ms']} ms |"
-                    for x in sorted(r["rows"], key=lambda x: (x["dtype"], x["rule"]))]
+            out += ["| rule | dtype | tolerance, median | mean | reference run | judged |", "|---|---|---:|---:|---:|---|"]
+            out += [f"| {x['rule']} | {x['dtype']} | {x['median_ms']} ms | {x['mean_ms']} ms | {x['reference_ms']} ms | "
+                    f"{'yes' if x.get('judged') else 'no'} |" for x in sorted(r["rows"], key=lambda x: (x["dtype"], x["rule"]))]
             out.append("")
         elif name == "catch":
             out += ["| bug | seconds | exit | first failing test |", "|---|---:|---:|---|"]

@@ -142,10 +142,10 @@ def oracle_markdown(results: Results) -> list[str]:
     lines = ["## The oracle's cost", "",
              "Median time of the tolerance (error bound and judgement) of one trajectory example — 20 steps, four "
              "parameters (`benchmarks/test_oracle.py`) — beside one run of the reference rule on it.", "",
-             "| rule | dtype | tolerance | reference run | ratio |", "|---|---|---:|---:|---:|"]
+             "| rule | dtype | tolerance | reference run | ratio | judged |", "|---|---|---:|---:|---:|---|"]
     for o in sorted(results.oracle, key=lambda o: (o["dtype"], o["rule"])):
         lines.append(f"| {o['rule']} | {o['dtype']} | {seconds(o['median_s'])} | {seconds(o['reference_s'])} | "
-                     f"{o['median_s'] / o['reference_s']:.1f} |")
+                     f"{o['median_s'] / o['reference_s']:.1f} | {'no' if o.get('judged') is False else 'yes'} |")
     mean = sum(o["median_s"] for o in results.oracle) / len(results.oracle)
     return lines + ["", f"Mean over the {len(results.oracle)} cases: {seconds(mean)}.", ""]
 
