@@ -442,7 +442,6 @@ class Bounded:
         return _unary(torch.cosh, lambda lo, hi: torch.maximum(torch.abs(torch.sinh(lo)), torch.abs(torch.sinh(hi))))(self)
 
     def max(self):
-        i = torch.argmax(self.v)
         return Bounded(self.v.max(), torch.max(self.error()))
 
     def min(self):

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from properties.error_bound import Bounded, rounding
-from properties.tolerances import arithmetic, judgeable, subnormal_spacing, tolerances, undetermined_sign
+from properties.tolerances import arithmetic, error_bounds, judgeable, subnormal_spacing, tolerances, undetermined_sign
 from reference.registry import RULES
 from reference.trajectory import Case, Group, reference_trajectory
 
@@ -323,5 +323,4 @@ def test_a_fraction_held_as_its_complement_in_float64_is_within_tolerance():
 
 
 def error_bounds_of(case) -> list[float]:
-    from properties.tolerances import error_bounds
     return [float(np.max(row[0])) for row in error_bounds(case)["bounds"]]
