@@ -38,7 +38,7 @@ COMMANDS = {
     "oracle": ["-m", "pytest", "-q", "-p", "no:warnings", "benchmarks/test_oracle.py", "--benchmark-only",
                "--benchmark-json", "{tmp}/oracle.json"],
     "catch": ["-m", "benchmarks.catch_times", "--out", "{tmp}/catch.json"],
-    "tightness": ["-m", "benchmarks.tightness", "--cases", "300", "--jobs", "1", "--out", "{tmp}/tightness.json"],
+    "tightness": ["-m", "benchmarks.tightness", "--cases", "1000", "--jobs", "2", "--out", "{tmp}/tightness.json"],
     "false-alarms": ["-m", "properties.false_alarms", "--jobs", "2"],
 }
 

@@ -42,6 +42,7 @@ the same product overflows: ``intermediate_overflow``); and an ill-conditioned c
 """
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -113,10 +114,13 @@ def hyperparameter(v, dtype: torch.dtype, fraction: bool = False):
         return tuple(hyperparameter(x, dtype, fraction) for x in v)
     if isinstance(v, bool) or not isinstance(v, float):
         return v
+    return Bounded(v, _hyperparameter_error(v, dtype, fraction))
+
+
+@functools.lru_cache(maxsize=4096)
+def _hyperparameter_error(v: float, dtype: torch.dtype, fraction: bool) -> float:
     error = conversion_error(v, dtype)
-    if fraction:
-        error = max(error, _complement_error(v, dtype))
-    return Bounded(v, error)
+    return max(error, _complement_error(v, dtype)) if fraction else error
 
 
 def _complement_error(v: float, dtype: torch.dtype) -> float:
