@@ -20,6 +20,7 @@ from optimizers.builtins import builtin_subjects
 from optimizers.loading import SPEC_FORMS, SpecError, resolve
 from properties import plots
 from properties.isolation import isolated
+from reference import user_rules
 from reference.registry import RULES
 
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
@@ -60,7 +61,8 @@ def pytest_addoption(parser):
     group.addoption("--optimizer", metavar="SPEC", default=None,
                     help=f"implementation under test: {SPEC_FORMS}; called as (params, **hyperparameters)")
     group.addoption("--rule", metavar="RULE", default=None,
-                    help=f"the rule it claims to implement: {', '.join(RULES)}")
+                    help=f"the rule it claims to implement: {', '.join(RULES)}; or a rule of your own, "
+                         "path/to/rule.py:NAME or package.module:NAME (docs/your-own-rule.md)")
     group.addoption("--device", metavar="DEVICE", default="cpu", help="cpu (default) or cuda")
     group.addoption("--known-deviations", metavar="FILE", default=None,
                     help="TOML file of deviations you expect, each with a reason: tests (by id or glob) become "
@@ -86,8 +88,10 @@ def _subjects(config) -> list[Subject]:
     if device == "cuda" and not torch.cuda.is_available():
         raise pytest.UsageError("--device cuda: no CUDA device is available here (torch.cuda.is_available() is "
                                 "False); use --device cpu")
+    rule_name = config.user_rule.name if config.user_rule is not None else rule_name
     if rule_name is not None and rule_name not in RULES:
-        raise pytest.UsageError(f"--rule {rule_name!r} is not a known rule; known rules: {', '.join(RULES)}")
+        raise pytest.UsageError(f"--rule {rule_name!r} is not a known rule; known rules: {', '.join(RULES)}; or "
+                                "a rule of your own as path/to/rule.py:NAME (docs/your-own-rule.md)")
     if spec is None:
         if rule_name is not None:
             raise pytest.UsageError(f"--rule {rule_name} needs --optimizer SPEC ({SPEC_FORMS}) to name the "
@@ -152,6 +156,23 @@ def _ranks(config) -> int:
     return n
 
 
+def _user_rule(config):
+    """The rule of ``--rule path/to/rule.py:NAME`` (or ``package.module:NAME``), checked and registered beside the
+    built-in ones under its name, so that everything that looks a rule up finds it; None for a built-in rule."""
+    value = config.getoption("rule")
+    if value is None or value in RULES or not user_rules.is_spec(value):
+        return None
+    try:
+        rule = user_rules.load_rule(value)
+    except user_rules.RuleError as e:
+        raise pytest.UsageError(str(e)) from None
+    if RULES.get(rule.name, rule) is not rule:
+        raise pytest.UsageError(f"--rule {value}: the name {rule.name!r} is a built-in rule's; give yours another "
+                                "name")
+    RULES[rule.name] = rule
+    return rule
+
+
 def _declared_deviations(config) -> list:
     path = config.getoption("known_deviations")
     if path is None:
@@ -168,6 +189,7 @@ def pytest_configure(config):
                                        "only those tests run under --ranks)")
     _load_profile(config)
     adapters.STEP_TIMEOUT = _step_timeout(config)
+    config.user_rule = _user_rule(config)
     declared_deviations.DECLARED[:] = _declared_deviations(config)
     config.ranks = _ranks(config)
     from properties.ranks import shutdown
@@ -232,6 +254,8 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_unconfigure(config):
     declared_deviations.DECLARED.clear()
+    if getattr(config, "user_rule", None) is not None:   # a run inside this process (pytester) loads its own
+        RULES.pop(config.user_rule.name, None)
 
 
 def pytest_sessionfinish(session):

@@ -23,13 +23,13 @@ class SpecError(ValueError):
     """A SPEC that cannot be resolved; its message is the one line shown to the user."""
 
 
-def _import_file(path: str) -> Any:
+def _import_file(path: str, option: str = "--optimizer") -> Any:
     if not os.path.isfile(path):
-        raise SpecError(f"--optimizer: file {path!r} does not exist (SPEC forms: {SPEC_FORMS})")
-    name = "_optimizer_under_test_" + os.path.splitext(os.path.basename(path))[0]
+        raise SpecError(f"{option}: file {path!r} does not exist (SPEC forms: {SPEC_FORMS})")
+    name = f"_{option.strip('-')}_under_test_" + os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise SpecError(f"--optimizer: {path!r} is not a Python file that can be imported")
+        raise SpecError(f"{option}: {path!r} is not a Python file that can be imported")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
@@ -39,7 +39,7 @@ def _import_file(path: str) -> Any:
         del sys.modules[name]
         hint = f"; {OPTAX_INSTALL}" if isinstance(e, ModuleNotFoundError) and (e.name or "").split(".")[0] in (
             "optax", "jax", "jaxlib") else ""
-        raise SpecError(f"--optimizer: importing {path!r} raised {type(e).__name__}: {e}{hint}") from None
+        raise SpecError(f"{option}: importing {path!r} raised {type(e).__name__}: {e}{hint}") from None
     return module
 
 
@@ -47,49 +47,55 @@ def _import_file(path: str) -> Any:
 OPTAX_INSTALL = "optax/jax is not installed; install them with `pip install -r requirements.txt` or `pip install '.[optax]'`"
 
 
-def _import_module(name: str) -> Any:
+def _import_module(name: str, option: str = "--optimizer") -> Any:
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as e:
         if (e.name or "").split(".")[0] in ("optax", "jax", "jaxlib"):
-            raise SpecError(f"--optimizer: cannot import module {name!r}: {OPTAX_INSTALL}") from None
+            raise SpecError(f"{option}: cannot import module {name!r}: {OPTAX_INSTALL}") from None
         missing = f" (module {e.name!r} not found)" if e.name and e.name != name else ""
-        raise SpecError(f"--optimizer: cannot import module {name!r}{missing}; SPEC forms: {SPEC_FORMS}") from None
+        raise SpecError(f"{option}: cannot import module {name!r}{missing}; SPEC forms: {SPEC_FORMS}") from None
     except Exception as e:
-        raise SpecError(f"--optimizer: importing module {name!r} raised {type(e).__name__}: {e}") from None
+        raise SpecError(f"{option}: importing module {name!r} raised {type(e).__name__}: {e}") from None
 
 
-def _attribute(module: Any, dotted: str, where: str) -> Any:
+def _attribute(module: Any, dotted: str, where: str, option: str = "--optimizer") -> Any:
     obj = module
     for part in dotted.split("."):
         if not hasattr(obj, part):
             public = sorted(n for n in dir(obj) if not n.startswith("_"))[:12]
-            raise SpecError(f"--optimizer: {where} has no attribute {part!r}"
+            raise SpecError(f"{option}: {where} has no attribute {part!r}"
                             + (f"; it has {', '.join(public)}{', ...' if len(public) == 12 else ''}" if public else ""))
         obj = getattr(obj, part)
     return obj
+
+
+def load_object(spec: str, option: str = "--optimizer") -> Any:
+    """The object ``spec`` names (SPEC_FORMS); SpecError, one line naming ``option``, when it cannot be loaded."""
+    spec = spec.strip()
+    if not spec:
+        raise SpecError(f"{option} is empty; give {SPEC_FORMS}")
+    if ":" in spec:
+        where, _, name = spec.rpartition(":")
+        if not name or not where:
+            raise SpecError(f"{option} {spec!r}: expected {SPEC_FORMS}")
+        if where.endswith(".py") or os.sep in where or "/" in where:
+            module = _import_file(where, option)
+        else:
+            module = _import_module(where, option)
+    else:
+        where, _, name = spec.rpartition(".")
+        if not where:
+            raise SpecError(f"{option} {spec!r}: expected {SPEC_FORMS}")
+        module = _import_module(where, option)
+    return _attribute(module, name, where, option)
 
 
 def resolve(spec: str, rule: "Rule | None" = None) -> Callable:
     """The class or factory named by ``spec``; SpecError (one line) when it cannot be resolved. Given the ``rule``
     it is checked against, an optax optimizer or a NumPy step function comes back adapted (``adapt``)."""
     spec = spec.strip()
-    if not spec:
-        raise SpecError(f"--optimizer is empty; give {SPEC_FORMS}")
-    if ":" in spec:
-        where, _, name = spec.rpartition(":")
-        if not name or not where:
-            raise SpecError(f"--optimizer {spec!r}: expected {SPEC_FORMS}")
-        if where.endswith(".py") or os.sep in where or "/" in where:
-            module = _import_file(where)
-        else:
-            module = _import_module(where)
-    else:
-        where, _, name = spec.rpartition(".")
-        if not where:
-            raise SpecError(f"--optimizer {spec!r}: expected {SPEC_FORMS}")
-        module = _import_module(where)
-    obj = _attribute(module, name, where)
+    obj = load_object(spec)
     if not callable(obj):
         raise SpecError(f"--optimizer {spec!r} names a {type(obj).__name__}, not a class or factory called as "
                         "(params, **hyperparameters)")

@@ -22,15 +22,13 @@ from properties.quadratics import (Doubled, Layout, Runner, SubjectRunner, asser
                                    quadratics, replay, rule_hyperparameters, runner_hyperparameters, schedules,
                                    separable_problems, sketch, smooth_problems)
 from reference.registry import RULES
-from reference.variants import DECOUPLED_DECAY
 
 MAX_STEPS = 12
 TOLERANCE_STEPS = 6          # runs judged against the trajectory tolerance: its bound grows with the steps
 
 
 # ---- weight decay --------------------------------------------------------------------------------------------------
-COUPLED_DECAY = tuple(r.name for r in RULES.values()
-                      if "weight_decay" in r.names and r.name != "adamw" and r.name not in DECOUPLED_DECAY)
+COUPLED_DECAY = tuple(r.name for r in RULES.values() if "weight_decay" in r.names and not r.decoupled_decay)
 
 
 def check_weight_decay_is_l2_gradient(runner: Runner, problem, hp: dict, steps: int, lrs=None) -> None:

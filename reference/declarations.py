@@ -127,6 +127,9 @@ class Rule:
     constraints: tuple[Constraint, ...] = ()
     buffers: Callable[[dict], tuple[str, ...]] = field(default=lambda hp: ())
     elementwise: bool = True
+    #: ``weight_decay`` scales θ by 1 − γλ (decoupled) instead of adding λθ to the gradient (the gradient of
+    #: λ/2‖θ‖², which the identity tests check)
+    decoupled_decay: bool = False
 
     def __repr__(self) -> str:
         return f"Rule({self.name})"

@@ -148,6 +148,7 @@ ADAMW = Rule(
     "adamw", adamw, source="torch.optim.AdamW documentation; Loshchilov & Hutter 2019", torch_class="AdamW",
     hypers=(LR(1e-3), BETAS(), WD(1e-2), *_ADAM_COMMON),
     buffers=_adam_buffers,
+    decoupled_decay=True,
 )
 
 

@@ -42,7 +42,8 @@ def sgdw(θ, g, state, *, lr, momentum, dampening, weight_decay, nesterov, maxim
     return θ - lr * g, state
 
 
-SGDW = _variant(SGD, sgdw, "sgdw", "Loshchilov & Hutter 2019 (SGDW); sgd with decoupled weight decay")
+SGDW = _variant(SGD, sgdw, "sgdw", "Loshchilov & Hutter 2019 (SGDW); sgd with decoupled weight decay",
+                decoupled_decay=True)
 
 
 # ---- RMSprop as TensorFlow writes it -------------------------------------------------------------------------------
@@ -95,7 +96,8 @@ def radam_decoupled(θ, g, state, *, lr, betas, eps, weight_decay, maximize):
 
 RADAM_DECOUPLED = _variant(RADAM, radam_decoupled, "radam_decoupled",
                            "Liu et al. 2020, the authors' code; radam with decoupled weight decay",
-                           hypers=tuple(h for h in RADAM.hypers if h.name != "decoupled_weight_decay"))
+                           hypers=tuple(h for h in RADAM.hypers if h.name != "decoupled_weight_decay"),
+                           decoupled_decay=True)
 
 # ---- AdamW with ε as a floor of the denominator ---------------------------------------------------------------------
 def adamw_eps_floor(θ, g, state, *, lr, betas, eps, weight_decay, amsgrad, maximize):
@@ -123,5 +125,3 @@ ADAMW_EPS_FLOOR = _variant(ADAMW, adamw_eps_floor, "adamw_eps_floor",
                            "heavyball's AdamW; adamw with ε as a floor of √v̂ (max(√v̂, ε)) instead of √v̂ + ε")
 
 VARIANT_RULES = (SGDW, RMSPROP_TF, RADAM_DECOUPLED, ADAMW_EPS_FLOOR)
-#: the variants whose weight decay is decoupled (not the gradient of λ/2‖θ‖²)
-DECOUPLED_DECAY = ("sgdw", "radam_decoupled", "adamw_eps_floor")
