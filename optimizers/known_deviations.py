@@ -8,6 +8,7 @@ failure, visible in every run's summary — if torch fixes it, that test passes 
 from __future__ import annotations
 
 import contextlib
+import math
 import dataclasses
 from dataclasses import dataclass
 from typing import Callable, ContextManager
@@ -94,6 +95,41 @@ def _square_may_overflow(case: Case) -> bool:
         if any(row[i] is not None and np.max(np.abs(row[i]), initial=0.0) + decay >= limit for row in case.grads):
             return True
     return False
+
+
+def _adafactor_floor_binds(case: Case) -> bool:
+    """Whether, for a parameter of more than one dimension, some step's row-factor total S = Σ R_t (per slice of the
+    leading dimensions) is positive and below m·n·ε1: there torch's floor max(mean R_t, ε1) — means where the
+    documentation has sums — binds, and V̂ differs from the documented R_t C_t / max(Σ R_t, ε1)."""
+    for i, p in enumerate(case.params):
+        if np.ndim(p) < 2:
+            continue
+        m, n = np.shape(p)[-2:]
+        total, t = np.zeros(np.shape(p)[:-2]), 0
+        for row in case.grads:
+            if row[i] is None:
+                continue
+            t += 1
+            hp = case.hp_at(i, 0)
+            eps1 = hp["eps"][0] if hp["eps"][0] is not None else torch.finfo(case.dtype).eps
+            weight = t ** hp["beta2_decay"]
+            total = (1 - weight) * total + weight * np.sum(np.square(row[i]), axis=(-2, -1))
+            if np.any((total > 0) & (total / (m * n) < eps1)):
+                return True
+    return False
+
+
+def _adafactor_eps1_square_underflows(case: Case) -> bool:
+    """Whether some group's ε1² rounds to 0 in the dtype (then a V̂ of 0 — a zero gradient, or one whose square
+    underflows — is not floored)."""
+    tiny = torch.finfo(case.dtype).smallest_normal * torch.finfo(case.dtype).eps / 2
+    return any(g.hp["eps"][0] is not None and g.hp["eps"][0] ** 2 <= tiny for g in case.groups)
+
+
+def _adafactor_eps1_squared_normal(case: Case) -> Case:
+    floor = math.sqrt(torch.finfo(case.dtype).smallest_normal)
+    return _with_group_hp(case, lambda k, hp: {**hp, "eps": (max(hp["eps"][0], floor), hp["eps"][1])}
+                          if hp["eps"][0] is not None else hp)
 
 
 ALL = ("for-loop", "foreach", "fused")
@@ -190,6 +226,29 @@ DEVIATIONS: list[KnownDeviation] = [
         link=NOT_FILED,
         example=lambda: _case("sgd", [{"lr": 0.0, "momentum": 0.9, "nesterov": True}], [[1.0, 1.0]], [[[3.0, 3.0]]]),
         check="grads",
+    ),
+    KnownDeviation(
+        "adafactor-floor-of-mean", "Adafactor", ALL,
+        when=_adafactor_floor_binds,
+        reason="Adafactor keeps the factored second moment as row and column means and floors the mean of R at ε1, "
+               "where its documentation keeps sums and floors Σ R: equal V̂ unless the floor binds, and then "
+               "torch's V̂ is m·n times smaller than the documented one (rows m, columns n), its step larger",
+        link=NOT_FILED,
+        example=lambda: _case("adafactor", [{"lr": 0.01, "eps": (1e-3, 1e-3)}], [np.ones((3, 4))],
+                              [[np.arange(1, 13).reshape(3, 4) / 600]]),
+        avoid=lambda c: _with_group_hp(c, lambda k, hp: {**hp, "eps": (1e-30, hp["eps"][1])}),
+    ),
+    KnownDeviation(
+        "adafactor-eps1-squared-underflows", "Adafactor", ALL,
+        when=_adafactor_eps1_square_underflows,
+        reason="Adafactor floors V̂ at ε1² before rsqrt, where its documentation floors √V̂ at ε1; when ε1² "
+               "underflows to 0 in the dtype (float32: ε1 ≲ 3.7e-23) a V̂ of 0 (a gradient element 0 throughout, or "
+               "one whose square underflows) gives rsqrt(0) = inf, and θ gets ±inf or NaN (0·inf), where the "
+               "documented step is g/ε1",
+        link=NOT_FILED,
+        example=lambda: _case("adafactor", [{"eps": (1e-30, 1e-3)}], [[1.0, -1.0]], [[[0.0, 0.5]]],
+                              dtype=torch.float32),
+        avoid=_adafactor_eps1_squared_normal,
     ),
 ]
 

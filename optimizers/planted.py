@@ -1452,6 +1452,150 @@ class RAdamStacked(_RAdamFamily):
         return loss
 
 
+# ---- Adafactor (the documented rule: row and column sums, Σ R floored at ε1, √V̂ floored at ε1) ----------------------
+class _Adafactor(Optimizer):
+    """Adafactor as documented, one parameter at a time; each step's pieces are methods the bugs below rewrite."""
+
+    def __init__(self, params, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0.0, *,
+                 maximize=False):
+        _nonnegative(lr=lr, weight_decay=weight_decay, eps2=eps[1])
+        if not beta2_decay <= 0.0:
+            raise ValueError(f"beta2_decay should be <= 0 but is: {beta2_decay}")
+        if eps[0] is not None and not eps[0] >= 0.0:
+            raise ValueError(f"Invalid eps1: {eps[0]}")
+        if not d >= 1.0:
+            raise ValueError(f"Clipping threshold d should be >= 1 but is: {d}")
+        super().__init__(params, dict(lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay,
+                                      maximize=maximize))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                state["step"] = t = state.get("step", 0) + 1
+                eps1 = group["eps"][0] if group["eps"][0] is not None else torch.finfo(p.dtype).eps
+                alpha = self._alpha(p, t, group["lr"], group["eps"][1])
+                p.mul_(1 - group["lr"] * group["weight_decay"])
+                v_hat = self._second_moment(p, g, state, 1 - t ** group["beta2_decay"], eps1)
+                u = g / torch.clamp(torch.sqrt(v_hat), min=eps1)
+                p.sub_(self._clipped(u, group["d"]), alpha=alpha)
+        return loss
+
+    def _alpha(self, p, t, lr, eps2):
+        return max(eps2, self._rms(p)) * min(lr, 1 / math.sqrt(t))
+
+    @staticmethod
+    def _rms(x):
+        return x.norm().item() / math.sqrt(x.numel())
+
+    def _second_moment(self, p, g, state, beta2_t, eps1):
+        if p.dim() < 2:
+            state["variance"] = v = beta2_t * state.get("variance", torch.zeros_like(p)) + (1 - beta2_t) * g * g
+            return v
+        rows = (g * g).sum(dim=-1, keepdim=True)
+        cols = (g * g).sum(dim=-2, keepdim=True)
+        state["row_var"] = r = beta2_t * state.get("row_var", torch.zeros_like(rows)) + (1 - beta2_t) * rows
+        state["col_var"] = c = beta2_t * state.get("col_var", torch.zeros_like(cols)) + (1 - beta2_t) * cols
+        return r * c / torch.clamp(r.sum(dim=-2, keepdim=True), min=eps1)
+
+    def _clipped(self, u, d):
+        return u / max(1.0, self._rms(u) / d)
+
+
+class AdafactorTotalOverWrongDimension(_Adafactor):
+    """Σ R taken over the last dimension (of size 1) instead of the rows: V̂ = R C / R = C."""
+
+    def _second_moment(self, p, g, state, beta2_t, eps1):
+        if p.dim() < 2:
+            return super()._second_moment(p, g, state, beta2_t, eps1)
+        rows = (g * g).sum(dim=-1, keepdim=True)
+        cols = (g * g).sum(dim=-2, keepdim=True)
+        state["row_var"] = r = beta2_t * state.get("row_var", torch.zeros_like(rows)) + (1 - beta2_t) * rows
+        state["col_var"] = c = beta2_t * state.get("col_var", torch.zeros_like(cols)) + (1 - beta2_t) * cols
+        return r * c / torch.clamp(r.sum(dim=-1, keepdim=True), min=eps1)
+
+
+class AdafactorNoParameterScale(_Adafactor):
+    """The relative step without the parameter's scale: α_t = ρ_t, max(ε2, RMS(θ)) dropped."""
+
+    def _alpha(self, p, t, lr, eps2):
+        return min(lr, 1 / math.sqrt(t))
+
+
+class AdafactorDecayScheduleOffByOne(_Adafactor):
+    """β̂2 from the step count before its increment: 1 − (t + 1)^τ where the rule has 1 − t^τ."""
+
+    def _second_moment(self, p, g, state, beta2_t, eps1):
+        return super()._second_moment(p, g, state, 1 - (state["step"] + 1) ** self.param_groups[0]["beta2_decay"],
+                                      eps1)
+
+
+class AdafactorStepIgnoresLr(_Adafactor):
+    """ρ_t = 1/√t: the learning rate never caps the relative step."""
+
+    def _alpha(self, p, t, lr, eps2):
+        return max(eps2, self._rms(p)) / math.sqrt(t)
+
+
+class AdafactorClipMultipliesD(_Adafactor):
+    """The update clipped at RMS(U)·d instead of RMS(U)/d."""
+
+    def _clipped(self, u, d):
+        return u / max(1.0, self._rms(u) * d)
+
+
+class AdafactorScaleAfterDecay(_Adafactor):
+    """α_t computed from θ after the weight decay (RMS(θ_t − γλθ_t)) instead of θ_{t−1}."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                state["step"] = t = state.get("step", 0) + 1
+                eps1 = group["eps"][0] if group["eps"][0] is not None else torch.finfo(p.dtype).eps
+                p.mul_(1 - group["lr"] * group["weight_decay"])
+                alpha = self._alpha(p, t, group["lr"], group["eps"][1])
+                v_hat = self._second_moment(p, g, state, 1 - t ** group["beta2_decay"], eps1)
+                u = g / torch.clamp(torch.sqrt(v_hat), min=eps1)
+                p.sub_(self._clipped(u, group["d"]), alpha=alpha)
+        return loss
+
+
+class AdafactorFloat64(_Adafactor):
+    """Correct: the factors kept in float64 whatever the dtype, V̂ and U formed in float64, θ updated from them."""
+
+    def _second_moment(self, p, g, state, beta2_t, eps1):
+        return super()._second_moment(p.double(), g.double(), state, beta2_t, eps1)
+
+    def _clipped(self, u, d):
+        return (u / max(1.0, self._rms(u) / d)).to(self.param_groups[0]["params"][0].dtype)
+
+
+class AdafactorMeans(_Adafactor):
+    """Correct: row and column means updated by lerp, V̂ = R̄ @ C̄ / max(mean R̄, ε1/(m n)) — the documented V̂ in
+    other units."""
+
+    def _second_moment(self, p, g, state, beta2_t, eps1):
+        if p.dim() < 2:
+            return super()._second_moment(p, g, state, beta2_t, eps1)
+        m, n = g.shape[-2:]
+        rows = (g * g).mean(dim=-1, keepdim=True)
+        cols = (g * g).mean(dim=-2, keepdim=True)
+        state["row_var"] = r = torch.lerp(state.get("row_var", torch.zeros_like(rows)), rows, 1 - beta2_t)
+        state["col_var"] = c = torch.lerp(state.get("col_var", torch.zeros_like(cols)), cols, 1 - beta2_t)
+        return (r @ c) / torch.clamp(r.mean(dim=-2, keepdim=True), min=eps1 / (m * n))
+
+
 PLANTED = [
     ("AdamEpsInsideSqrt", "adam", "ε inside the square root: √(v̂ + ε) instead of √v̂ + ε"),
     ("AdamBiasCorrectionOffByOne", "adam", "step counter starts at 1: bias corrections use t + 1"),
@@ -1484,6 +1628,12 @@ PLANTED = [
     ("RpropRemembersUnzeroedGrad", "rprop", "after a sign change skips the step but remembers the un-zeroed g"),
     ("ASGDEtaOneStepEarly", "asgd", "η updated before the step: step t uses η_{t+1}"),
     ("BookMomentumTorchForm", "book_momentum", "torch's form v = m v + g, x −= γ v (wrong once lr changes)"),
+    ("AdafactorTotalOverWrongDimension", "adafactor", "Σ R over the last dimension (size 1): V̂ = C"),
+    ("AdafactorNoParameterScale", "adafactor", "α_t = ρ_t: the relative step without max(ε2, RMS(θ))"),
+    ("AdafactorDecayScheduleOffByOne", "adafactor", "β̂2_t = 1 − (t + 1)^τ instead of 1 − t^τ"),
+    ("AdafactorStepIgnoresLr", "adafactor", "ρ_t = 1/√t: lr never caps the relative step"),
+    ("AdafactorClipMultipliesD", "adafactor", "the update clipped at RMS(U)·d instead of RMS(U)/d"),
+    ("AdafactorScaleAfterDecay", "adafactor", "α_t from θ after the weight decay instead of θ_{t−1}"),
 ]
 
 CORRECT = [
@@ -1494,4 +1644,6 @@ CORRECT = [
     ("RMSpropAddcmul", "rmsprop", "torch.addcmul/addcdiv/lerp out of place, state dict .get()"),
     ("BookMomentum", "book_momentum", "the book's v = m v + γ g, x −= v with γ read every step"),
     ("RAdamStacked", "radam", "all of a group's parameters concatenated, torch.where instead of the ρ_t branch"),
+    ("AdafactorFloat64", "adafactor", "the factors, V̂ and U in float64 whatever the dtype"),
+    ("AdafactorMeans", "adafactor", "row and column means with the floor rescaled, lerp, R̄ @ C̄"),
 ]

@@ -428,12 +428,12 @@ class Bounded:
     def abs(self):
         return abs(self)
 
-    def sum(self, dim=None):
-        return _sum(self, dim)
+    def sum(self, dim=None, keepdim=False):
+        return _sum(self, dim, keepdim)
 
-    def mean(self, dim=None):
+    def mean(self, dim=None, keepdim=False):
         n = self.numel() if dim is None else self.shape[dim]
-        return _sum(self, dim) / n
+        return _sum(self, dim, keepdim) / n
 
     def square(self):
         return self * self

@@ -438,4 +438,65 @@ RPROP = Rule(
     buffers=lambda hp: ("prev", "step_size"),
 )
 
-TORCH_RULES = (SGD, ADAM, ADAMW, RMSPROP, ADAGRAD, ADADELTA, ADAMAX, NADAM, RADAM, ASGD, RPROP)
+# ---- Adafactor -----------------------------------------------------------------------------------------------------
+def adafactor(θ, g, state, *, lr, beta2_decay, eps, d, weight_decay, maximize):
+    """Adafactor (Shazeer & Stern 2018; torch.optim.Adafactor documentation), the second moment factored over the
+    last two dimensions of a parameter with more than one (R per row, C per column), kept whole otherwise.
+
+    g ← −g if maximize;  β̂2_t = 1 − t^τ;  ρ_t = min(γ, 1/√t);  α_t = max(ε2, RMS(θ_{t−1})) ρ_t;  θ ← θ − γλθ
+    dim θ > 1:  R_t = β̂2_t R_{t−1} + (1 − β̂2_t) Σ_cols g²;   C_t = β̂2_t C_{t−1} + (1 − β̂2_t) Σ_rows g²
+                V̂_t = R_t C_t / max(Σ_rows R_t, ε1)
+    otherwise:  V̂_t = β̂2_t V̂_{t−1} + (1 − β̂2_t) g²
+    U_t = g / max(√V̂_t, ε1);   Û_t = U_t / max(1, RMS(U_t) / d);   θ ← θ − α_t Û_t
+    (ε1 = None: the machine epsilon of θ's dtype)
+    """
+    eps1, eps2 = eps
+    eps1 = torch.finfo(θ.dtype).eps if eps1 is None else eps1
+    t = state.get("t", 0) + 1
+    g = -g if maximize else g
+    beta2_t = 1 - t**beta2_decay
+    rho = min(lr, 1 / t**0.5)
+    alpha = max(eps2, _rms(θ)) * rho
+    if weight_decay != 0:
+        θ = θ - lr * weight_decay * θ
+    if θ.ndim > 1:
+        R = beta2_t * state.get("R", _zeros(θ[..., :1])) + (1 - beta2_t) * (g * g).sum(dim=-1, keepdim=True)
+        C = beta2_t * state.get("C", _zeros(θ[..., :1, :])) + (1 - beta2_t) * (g * g).sum(dim=-2, keepdim=True)
+        v_hat = R * C / torch.clamp(R.sum(dim=-2, keepdim=True), min=eps1)
+        new_state = {"t": t, "R": R, "C": C}
+    else:
+        v_hat = beta2_t * state.get("v", _zeros(θ)) + (1 - beta2_t) * g * g
+        new_state = {"t": t, "v": v_hat}
+    U = g / torch.clamp(torch.sqrt(v_hat), min=eps1)
+    U_hat = U / max(1.0, _rms(U) / d)
+    return θ - alpha * U_hat, new_state
+
+
+def _rms(x):
+    """RMS(x) = √(Σ x² / n) over every element."""
+    return torch.sqrt((x * x).sum() / x.numel())
+
+
+ADAFACTOR = Rule(
+    "adafactor", adafactor, source="torch.optim.Adafactor documentation; Shazeer & Stern 2018",
+    torch_class="Adafactor",
+    hypers=(
+        LR(1e-2),
+        Hyper("beta2_decay", -0.8, Real(-math.inf, 0.0, search=(-2.0, 0.0), edges=(-0.8, 0.0, -1.0),
+                                        enforced=("hi",)),
+              "τ: β̂2_t = 1 − t^τ"),
+        Hyper("eps", (None, 1e-3),
+              Pair(Real(0.0, search=(1e-30, 1e-2), log=True, edges=(1e-30, 1.1920928955078125e-07, 1e-3)),
+                   Real(0.0, search=(1e-8, 1.0), log=True, edges=(1e-3, 0.0))),
+              "(ε1, ε2): the floor of √V̂ and of Σ R (None: the dtype's machine epsilon), the floor of RMS(θ)"),
+        Hyper("d", 1.0, Real(1.0, search=(1.0, 10.0), edges=(1.0,)), "clipping threshold d of RMS(U)"),
+        WD(),
+        MAXIMIZE,
+    ),
+    buffers=lambda hp: ("row_var", "col_var", "variance"),
+    elementwise=False,
+    decoupled_decay=True,
+)
+
+
+TORCH_RULES = (SGD, ADAM, ADAMW, RMSPROP, ADAGRAD, ADADELTA, ADAMAX, NADAM, RADAM, ASGD, RPROP, ADAFACTOR)
