@@ -8,7 +8,7 @@ whether the tree had uncommitted changes), the date, the machine, the command an
 ``docs/measurements/NAME.json``; ``render`` turns those files into the page. Names:
 
 * ``quick`` — ``python -m pytest --optimizer torch.optim:Adam --rule adam``: wall time, start-up included.
-* ``suite`` — ``python -m pytest`` (the README's command, what CI runs): wall and CPU time, the summary line.
+* ``suite`` — ``python -m pytest -n auto`` (the README's command, what CI runs): wall and CPU time, the summary line.
 * ``oracle`` — ``pytest benchmarks/test_oracle.py``: the tolerance of one 20-step, four-parameter example per rule.
 * ``catch`` — ``python -m benchmarks.catch_times``: the time to catch each planted bug with ``-x``.
 * ``tightness`` — ``python -m benchmarks.tightness``: the bound against the earlier model and torch's errors.
@@ -34,7 +34,7 @@ PY = [sys.executable]
 
 COMMANDS = {
     "quick": ["-m", "pytest", "-p", "no:warnings", "--optimizer", "torch.optim:Adam", "--rule", "adam"],
-    "suite": ["-m", "pytest", "-q", "-p", "no:warnings"],
+    "suite": ["-m", "pytest", "-n", "auto", "-q", "-p", "no:warnings"],
     "oracle": ["-m", "pytest", "-q", "-p", "no:warnings", "benchmarks/test_oracle.py", "--benchmark-only",
                "--benchmark-json", "{tmp}/oracle.json"],
     "catch": ["-m", "benchmarks.catch_times", "--out", "{tmp}/catch.json"],

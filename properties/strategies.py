@@ -22,8 +22,9 @@ from reference.trajectory import Case, Group
 MAX_STEPS = 20
 # Small shapes for the arithmetic per element, and a few past a SIMD width (8 or 16 lanes) with and without a
 # remainder: vectorised kernels handle full blocks and the scalar tail in different code (pytorch/pytorch#191763:
-# fused SGD on CPU skipped the full blocks of bfloat16 parameters).
-SHAPES = [(), (1,), (2,), (3,), (5,), (2, 2), (2, 3), (3, 1, 2), (7,), (8,), (17,), (4, 9)]
+# fused SGD on CPU skipped the full blocks of bfloat16 parameters). Matrices square, wide and tall, and a stack of
+# them, for the rules that treat rows and columns apart (Adafactor's factors).
+SHAPES = [(), (1,), (2,), (3,), (5,), (2, 2), (2, 3), (3, 1, 2), (7,), (8,), (17,), (4, 9), (5, 2)]
 
 
 def real(domain: Real) -> st.SearchStrategy[float]:
