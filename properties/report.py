@@ -24,6 +24,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import pytest
+from _pytest import junitxml
 
 from reference.declarations import Flag, Pair
 
@@ -210,8 +211,12 @@ def _hyperparameters(ledger: Ledger) -> dict:
     return out
 
 
+#: the version of the ``--conformance-json`` layout (docs/report-schema.md): raised when a key changes meaning or goes
+SCHEMA_VERSION = 1
+
+
 def summary(config) -> dict:
-    """The report as data: the JSON written by ``--conformance-json``."""
+    """The report as data: the JSON written by ``--conformance-json`` (docs/report-schema.md)."""
     from hypothesis import settings
     import torch
     implementations = []
@@ -236,6 +241,7 @@ def summary(config) -> dict:
             "skipped": ledger.skipped,
         })
     return {
+        "schema_version": SCHEMA_VERSION,
         "suite": {"torch": torch.__version__, "python": platform.python_version(),
                   "hypothesis_profile": settings._current_profile, "examples_per_test": settings().max_examples,
                   "seed": config.getoption("hypothesis_seed", None), "args": list(config.invocation_params.args)},
@@ -305,12 +311,18 @@ def _merge(ledger: Ledger, data: dict) -> None:
     ledger.cases += data["cases"]
 
 
+@pytest.hookimpl(tryfirst=True)   # before junitxml writes its file
 def pytest_sessionfinish(session):
     config = session.config
     if hasattr(config, "workeroutput"):   # an xdist worker: hand the ledgers to the controller
         run = config._conformance_run
         config.workeroutput["conformance"] = json.dumps({sid: _ledger_data(l) for sid, l in run.ledgers.items()},
                                                         default=str)
+        return
+    xml = config.stash.get(junitxml.xml_key, None)
+    if xml is not None:   # --junitxml: the verdict per implementation, as test-suite properties CI systems show
+        for imp in summary(config)["implementations"]:
+            xml.add_global_property(f"conformance {imp['id']} (rule {imp['rule']})", imp["verdict"])
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -4,7 +4,9 @@ hyperparameters and features the judged cases exercised, and every failure's fac
 from __future__ import annotations
 
 import json
+from xml.etree import ElementTree
 
+from properties.report import SCHEMA_VERSION
 from properties.test_bad_input import TRAJECTORY, _torch_imported, run_suite  # noqa: F401 (autouse fixture)
 from reference.registry import RULES
 
@@ -12,13 +14,17 @@ from reference.registry import RULES
 def test_report_of_a_conforming_implementation_lists_what_was_exercised(pytester, monkeypatch, tmp_path):
     """A conforming run: verdict 'conforms', its passed tests and judged examples counted, every hyperparameter the
     constructor accepts seen away from its default within its declared domain, and the features exercised."""
-    out = tmp_path / "report.json"
+    out, junit = tmp_path / "report.json", tmp_path / "junit.xml"
     result = run_suite(pytester, monkeypatch, ["--optimizer", "torch.optim:SGD", "--rule", "sgd", TRAJECTORY,
-                                               f"--conformance-json={out}"])
+                                               f"--conformance-json={out}", f"--junitxml={junit}"])
     assert result.ret == 0
     text = "\n".join(result.outlines)
     assert "conformance report" in text and "torch.optim:SGD — rule sgd: CONFORMS" in text
-    (imp,) = json.loads(out.read_text())["implementations"]
+    properties = {p.get("name"): p.get("value") for p in ElementTree.parse(junit).iter("property")}
+    assert properties.get("conformance torch.optim:SGD (rule sgd)") == "conforms", properties
+    data = json.loads(out.read_text())
+    assert data["schema_version"] == SCHEMA_VERSION == 1
+    (imp,) = data["implementations"]
     assert imp["verdict"] == "conforms" and imp["rule"] == "sgd"
     assert imp["tests"]["passed"] == 2 and imp["tests"]["failed"] == 0
     assert imp["examples"]["judged"] >= imp["judged trajectory cases"] > 0
