@@ -4,7 +4,8 @@ start-up to the first failure.
     python -m benchmarks.catch_times [--jobs J] [--out FILE.json]
 
 The bugs are ``optimizers/planted.py``'s (``--optimizer optimizers.planted:NAME --rule RULE``),
-``optimizers/planted_properties.py``'s and ``optimizers/planted_sharding.py``'s (``--ranks 2``). Each command must
+``optimizers/planted_properties.py``'s, ``optimizers/planted_sharding.py``'s (``--ranks 2``) and
+``optimizers/planted_lion.py``'s (against the user's rule of ``docs/your-own-rule.md``). Each command must
 exit 1 (a deviation found); prints a table (bug, seconds, exit status) and the median and worst time; exits 1 if a
 bug was not caught.
 """
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def commands() -> list[tuple[str, list[str]]]:
-    from optimizers import planted, planted_properties, planted_sharding
+    from optimizers import planted, planted_lion, planted_properties, planted_sharding
     out = [(f"planted.{name}", ["--optimizer", f"optimizers.planted:{name}", "--rule", rule])
            for name, rule, _ in planted.PLANTED]
     out += [(f"planted_properties.{name}", ["--optimizer", f"optimizers.planted_properties:{name}", "--rule", rule])
@@ -31,6 +32,9 @@ def commands() -> list[tuple[str, list[str]]]:
     out += [(f"planted_sharding.{name}", ["--optimizer", f"optimizers.planted_sharding:{name}", "--rule",
                                           "adam", "--ranks", "2"])
             for name, *_ in planted_sharding.PLANTED]
+    out += [(f"planted_lion.{name}", ["--optimizer", f"optimizers.planted_lion:{name}", "--rule",
+                                      "docs/examples/lion_rule.py:LION"])
+            for name, _ in planted_lion.PLANTED]
     return out
 
 
