@@ -65,7 +65,7 @@ def run(name: str) -> dict:
     wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu0
     lines = (proc.stdout + proc.stderr).strip().splitlines()
     record = {"name": name, "command": "python " + " ".join(COMMANDS[name]).replace("{tmp}/", ""),
-              "commit": _git("rev-parse", "--short", "HEAD"), "dirty": bool(_git("status", "--porcelain")),
+              "commit": _git("rev-parse", "--short", "HEAD"), "dirty": bool(_git("status", "--porcelain", "--", ".", ":!docs/measurements")),
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
                          f"Python {platform.python_version()}",
