@@ -114,7 +114,7 @@ def _subjects(config) -> list[Subject]:
 # The suite's tests of itself: they judge the suite, not the implementation named by --optimizer.
 SELF_TESTS = {"test_planted_bugs.py", "test_problem_self_checks.py", "test_property_self_checks.py",
               "test_bad_input.py", "test_isolation.py", "test_report.py", "test_tolerance_model.py",
-              "test_declared_deviations.py"}
+              "test_declared_deviations.py", "test_user_rules.py"}
 
 
 def pytest_ignore_collect(collection_path, config):
