@@ -1479,12 +1479,17 @@ class _Adafactor(Optimizer):
                 state = self.state[p]
                 state["step"] = t = state.get("step", 0) + 1
                 eps1 = group["eps"][0] if group["eps"][0] is not None else torch.finfo(p.dtype).eps
-                alpha = self._alpha(p, t, group["lr"], group["eps"][1])
-                p.mul_(1 - group["lr"] * group["weight_decay"])
+                alpha = self._scale_then_decay(p, t, group)
                 v_hat = self._second_moment(p, g, state, 1 - t ** group["beta2_decay"], eps1)
                 u = g / torch.clamp(torch.sqrt(v_hat), min=eps1)
                 p.sub_(self._clipped(u, group["d"]), alpha=alpha)
         return loss
+
+    def _scale_then_decay(self, p, t, group):
+        """α_t from θ_{t−1}, then θ ← θ − γλθ."""
+        alpha = self._alpha(p, t, group["lr"], group["eps"][1])
+        p.mul_(1 - group["lr"] * group["weight_decay"])
+        return alpha
 
     def _alpha(self, p, t, lr, eps2):
         return max(eps2, self._rms(p)) * min(lr, 1 / math.sqrt(t))
@@ -1501,7 +1506,11 @@ class _Adafactor(Optimizer):
         cols = (g * g).sum(dim=-2, keepdim=True)
         state["row_var"] = r = beta2_t * state.get("row_var", torch.zeros_like(rows)) + (1 - beta2_t) * rows
         state["col_var"] = c = beta2_t * state.get("col_var", torch.zeros_like(cols)) + (1 - beta2_t) * cols
-        return r * c / torch.clamp(r.sum(dim=-2, keepdim=True), min=eps1)
+        return r * c / torch.clamp(self._total(r), min=eps1)
+
+    @staticmethod
+    def _total(r):
+        return r.sum(dim=-2, keepdim=True)
 
     def _clipped(self, u, d):
         return u / max(1.0, self._rms(u) / d)
@@ -1510,14 +1519,9 @@ class _Adafactor(Optimizer):
 class AdafactorTotalOverWrongDimension(_Adafactor):
     """Σ R taken over the last dimension (of size 1) instead of the rows: V̂ = R C / R = C."""
 
-    def _second_moment(self, p, g, state, beta2_t, eps1):
-        if p.dim() < 2:
-            return super()._second_moment(p, g, state, beta2_t, eps1)
-        rows = (g * g).sum(dim=-1, keepdim=True)
-        cols = (g * g).sum(dim=-2, keepdim=True)
-        state["row_var"] = r = beta2_t * state.get("row_var", torch.zeros_like(rows)) + (1 - beta2_t) * rows
-        state["col_var"] = c = beta2_t * state.get("col_var", torch.zeros_like(cols)) + (1 - beta2_t) * cols
-        return r * c / torch.clamp(r.sum(dim=-1, keepdim=True), min=eps1)
+    @staticmethod
+    def _total(r):
+        return r.sum(dim=-1, keepdim=True)
 
 
 class AdafactorNoParameterScale(_Adafactor):
@@ -1552,23 +1556,9 @@ class AdafactorClipMultipliesD(_Adafactor):
 class AdafactorScaleAfterDecay(_Adafactor):
     """α_t computed from θ after the weight decay (RMS(θ_t − γλθ_t)) instead of θ_{t−1}."""
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                state["step"] = t = state.get("step", 0) + 1
-                eps1 = group["eps"][0] if group["eps"][0] is not None else torch.finfo(p.dtype).eps
-                p.mul_(1 - group["lr"] * group["weight_decay"])
-                alpha = self._alpha(p, t, group["lr"], group["eps"][1])
-                v_hat = self._second_moment(p, g, state, 1 - t ** group["beta2_decay"], eps1)
-                u = g / torch.clamp(torch.sqrt(v_hat), min=eps1)
-                p.sub_(self._clipped(u, group["d"]), alpha=alpha)
-        return loss
+    def _scale_then_decay(self, p, t, group):
+        p.mul_(1 - group["lr"] * group["weight_decay"])
+        return self._alpha(p, t, group["lr"], group["eps"][1])
 
 
 class AdafactorFloat64(_Adafactor):
