@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from reference.declarations import Flag, Pair, Rule
+from reference.sparse import as_sparse
 from reference.trajectory import Case
 
 
@@ -232,9 +233,31 @@ def step(subject: Subject, opt: Any, t: int, closure: Callable | None = None) ->
 
 
 def set_grads(case: Case, params: list[torch.Tensor], step: int, grads: list | None = None) -> None:
-    """Give each parameter its gradient of ``step`` (``grads`` if given, else the case's): a fresh tensor."""
+    """Give each parameter its gradient of ``step`` (``grads`` if given, else the case's): a fresh tensor, in sparse
+    COO layout (uncoalesced, as given) for a rule with sparse gradients."""
     for p, g in zip(params, case.grads[step] if grads is None else grads, strict=True):
-        p.grad = None if g is None else torch.tensor(g, dtype=case.dtype, device=p.device)
+        p.grad = None if g is None else grad_tensor(case, g, p.device)
+
+
+def grad_tensor(case: Case, g, device) -> torch.Tensor:
+    if not case.rule.sparse_gradients:
+        return torch.tensor(g, dtype=case.dtype, device=device)
+    g = as_sparse(g)
+    return torch.sparse_coo_tensor(torch.tensor(g.index, device=device),
+                                   torch.tensor(g.values, dtype=case.dtype, device=device), g.shape)
+
+
+def dense(t: torch.Tensor) -> torch.Tensor:
+    """A gradient tensor in dense layout (a sparse one's entries added up)."""
+    return t.to_dense() if t.is_sparse else t
+
+
+def same_grad(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether gradient tensors ``a`` and ``b`` hold the same numbers in the same layout (sparse: the same entries)."""
+    if a.is_sparse or b.is_sparse:
+        return (a.is_sparse and b.is_sparse and a.shape == b.shape and torch.equal(a._indices(), b._indices())
+                and torch.equal(a._values(), b._values()))
+    return torch.equal(a, b)
 
 
 def set_lrs(subject: Subject, case: Case, opt: Any, step: int) -> None:

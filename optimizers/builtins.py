@@ -1,6 +1,9 @@
 """The implementations checked when no ``--optimizer`` is given: every torch.optim class the suite has a rule for,
-in each code path torch offers on the device (for-loop, foreach, fused), and the documents' template optimizers."""
+in each code path torch offers on the device (for-loop, foreach, fused, where the class has them), and the
+documents' template optimizers."""
 from __future__ import annotations
+
+import inspect
 
 import torch
 
@@ -22,6 +25,8 @@ def torch_subjects(device: str = "cpu") -> list[Subject]:
             continue
         cls = getattr(torch.optim, rule.torch_class)
         paths = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}}
+        if "foreach" not in inspect.signature(cls).parameters:   # SparseAdam: one code path
+            paths = {"for-loop": {}}
         if rule.torch_class in FUSED:
             paths["fused"] = {"fused": True}
         for path, fixed in paths.items():

@@ -126,6 +126,11 @@ def adapt(obj: Callable, rule: "Rule", spec: str | None = None) -> Callable:
     NumPy step function ``(params, grads, state, hyperparameters)`` (``optimizers/numpy_adapter.py``) is wrapped;
     anything else comes back as it is."""
     from optimizers.numpy_adapter import is_numpy_step_function, numpy_optimizer
+    kind = "an optax optimizer" if _is_optax(obj) else "a NumPy step function" if is_numpy_step_function(obj) else None
+    if kind is not None and rule.sparse_gradients:
+        raise SpecError(f"--optimizer {spec or obj!r} is {kind}, but rule {rule.name!r} takes gradients in torch's "
+                        "sparse COO layout, which only a torch.optim-style class receives; name such a class, or a "
+                        "rule with dense gradients")
     if _is_optax(obj):
         try:
             from optimizers.optax_adapter import optax_optimizer

@@ -1586,6 +1586,159 @@ class AdafactorMeans(_Adafactor):
         return (r @ c) / torch.clamp(r.mean(dim=-2, keepdim=True), min=eps1 / (m * n))
 
 
+# ---- SparseAdam (lazy Adam on the entries of a sparse gradient) ------------------------------------------------------
+def _at(g):
+    """Where a coalesced sparse gradient's values go: its indices (sparse_dim ≥ 1), or a leading axis of one."""
+    return tuple(g._indices()) if g.sparse_dim() else (None,)
+
+
+def _every_index(dense):
+    """A dense tensor as a sparse one with an entry at every index of its first dimension."""
+    if dense.dim() == 0:
+        return torch.sparse_coo_tensor(torch.zeros(0, 1, dtype=torch.int64), dense.reshape(1), ())
+    return torch.sparse_coo_tensor(torch.arange(dense.shape[0]).unsqueeze(0), dense, dense.shape).coalesce()
+
+
+class _SparseAdam(Optimizer):
+    """SparseAdam, one parameter at a time: the gradient's entries coalesced, the moments and θ at those indices
+    gathered, updated and written back; each piece a method the bugs below rewrite."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, maximize=False):
+        if not 0.0 < lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 < eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        _check_betas(betas)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, maximize=maximize))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if not p.grad.is_sparse:
+                    raise RuntimeError("SparseAdam does not support dense gradients, please consider Adam instead")
+                state = self.state[p]
+                if not state:
+                    state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+                grad = -p.grad if group["maximize"] else p.grad
+                g = self._coalesced(grad)
+                self._count(state, g)
+                if g._nnz():
+                    self._update(p, g, self._squares(grad, g), state, group)
+        return loss
+
+    def _coalesced(self, grad):
+        return grad.coalesce()
+
+    def _count(self, state, g):
+        state["step"] += 1
+
+    def _squares(self, grad, g):
+        return g._values() ** 2
+
+    def _moments(self, m, v, at, g, g2, β1, β2):
+        m[at] = m_at = β1 * m[at] + (1 - β1) * g
+        v[at] = v_at = β2 * v[at] + (1 - β2) * g2
+        return m_at, v_at
+
+    def _denominator(self, v_at, eps, bias_correction2):
+        return v_at.sqrt() + eps
+
+    def _update(self, p, g, g2, state, group):
+        at, (β1, β2), t = _at(g), group["betas"], state["step"]
+        m_at, v_at = self._moments(state["exp_avg"], state["exp_avg_sq"], at, g._values(), g2, β1, β2)
+        step_size = group["lr"] * math.sqrt(1 - β2**t) / (1 - β1**t)
+        p[at] = p[at] - step_size * m_at / self._denominator(v_at, group["eps"], 1 - β2**t)
+
+
+class SparseAdamWithoutCoalesce(_SparseAdam):
+    """coalesce() forgotten for row-sparse gradients: the entries of a repeated index are not added; the last one
+    written wins."""
+
+    def _coalesced(self, grad):
+        return grad if grad.sparse_dim() else grad.coalesce()
+
+
+class SparseAdamDenseUpdate(_SparseAdam):
+    """The gradient made dense first: every element updated, those without an entry as if their gradient were 0."""
+
+    def _coalesced(self, grad):
+        return _every_index(grad.to_dense())
+
+
+
+class SparseAdamDecaysAbsentMoments(_SparseAdam):
+    """The moments decayed as dense tensors (m.mul_(β1)) before the entries are added: an index without an entry
+    still has its m and v decayed, so its next step is wrong."""
+
+    def _moments(self, m, v, at, g, g2, β1, β2):
+        m.mul_(β1)
+        v.mul_(β2)
+        m[at] = m_at = m[at] + (1 - β1) * g
+        v[at] = v_at = v[at] + (1 - β2) * g2
+        return m_at, v_at
+
+
+class SparseAdamCountsOnlyNonEmptySteps(_SparseAdam):
+    """t counts only the steps whose gradient holds an entry: an empty sparse gradient does not advance the bias
+    corrections, as it does in torch.optim.SparseAdam (t counts every step θ has a gradient)."""
+
+    def _count(self, state, g):
+        state["step"] += 1 if g._nnz() else 0
+
+
+class SparseAdamSquaresBeforeAdding(_SparseAdam):
+    """v fed Σ g_i² over a repeated index's entries instead of (Σ g_i)²: the squares taken before coalescing."""
+
+    def _squares(self, grad, g):
+        return torch.sparse_coo_tensor(grad._indices(), grad._values() ** 2, grad.shape).coalesce()._values()
+
+
+class SparseAdamEpsOnCorrectedDenominator(_SparseAdam):
+    """ε added to √v̂ (torch.optim.Adam's placement) instead of to √v_t (SparseAdam's, Kingma & Ba §2)."""
+
+    def _denominator(self, v_at, eps, bias_correction2):
+        return ((v_at / bias_correction2).sqrt() + eps) * math.sqrt(bias_correction2)
+
+
+class SparseAdamMasked(Optimizer):
+    """Correct: dense masked arithmetic: the gradient's entries added into a dense tensor and a mask of the elements
+    they reach, m and v updated by lerp and θ by addcdiv through torch.where, the step size in one expression."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, maximize=False):
+        if not (lr > 0 and eps > 0):
+            raise ValueError(f"Invalid learning rate or epsilon: {lr}, {eps}")
+        _check_betas(betas)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, maximize=maximize))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            (β1, β2), lr, eps = group["betas"], group["lr"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.layout != torch.sparse_coo:
+                    raise RuntimeError("SparseAdamMasked takes sparse gradients only")
+                grad = p.grad.coalesce()
+                mask = torch.sparse_coo_tensor(grad.indices(), torch.ones_like(grad.values(), dtype=torch.bool),
+                                               grad.shape).to_dense()
+                g = grad.to_dense().neg() if group["maximize"] else grad.to_dense()
+                st = self.state[p]
+                t = st["step"] = st.get("step", 0) + 1
+                m = st.setdefault("exp_avg", torch.zeros_like(p))
+                v = st.setdefault("exp_avg_sq", torch.zeros_like(p))
+                m.copy_(torch.where(mask, torch.lerp(m, g, 1 - β1), m))
+                v.copy_(torch.where(mask, torch.lerp(v, g * g, 1 - β2), v))
+                moved = torch.addcdiv(p, m, v.sqrt().add(eps), value=-lr * (1 - β2**t) ** 0.5 / (1 - β1**t))
+                p.copy_(torch.where(mask, moved, p))
+        return loss
+
+
 PLANTED = [
     ("AdamEpsInsideSqrt", "adam", "ε inside the square root: √(v̂ + ε) instead of √v̂ + ε"),
     ("AdamBiasCorrectionOffByOne", "adam", "step counter starts at 1: bias corrections use t + 1"),
@@ -1624,6 +1777,12 @@ PLANTED = [
     ("AdafactorStepIgnoresLr", "adafactor", "ρ_t = 1/√t: lr never caps the relative step"),
     ("AdafactorClipMultipliesD", "adafactor", "the update clipped at RMS(U)·d instead of RMS(U)/d"),
     ("AdafactorScaleAfterDecay", "adafactor", "α_t from θ after the weight decay instead of θ_{t−1}"),
+    ("SparseAdamWithoutCoalesce", "sparse_adam", "coalesce() forgotten: a repeated index's last entry wins"),
+    ("SparseAdamDenseUpdate", "sparse_adam", "the gradient made dense: elements without an entry updated too"),
+    ("SparseAdamDecaysAbsentMoments", "sparse_adam", "m and v decayed everywhere, not only at the entries"),
+    ("SparseAdamCountsOnlyNonEmptySteps", "sparse_adam", "an empty sparse gradient does not advance t"),
+    ("SparseAdamSquaresBeforeAdding", "sparse_adam", "v fed Σ g_i² of a repeated index instead of (Σ g_i)²"),
+    ("SparseAdamEpsOnCorrectedDenominator", "sparse_adam", "ε added to √v̂ instead of √v_t"),
 ]
 
 CORRECT = [
@@ -1636,4 +1795,6 @@ CORRECT = [
     ("RAdamStacked", "radam", "all of a group's parameters concatenated, torch.where instead of the ρ_t branch"),
     ("AdafactorFloat64", "adafactor", "the factors, V̂ and U in float64 whatever the dtype"),
     ("AdafactorMeans", "adafactor", "row and column means with the floor rescaled, lerp, R̄ @ C̄"),
+    ("_SparseAdam", "sparse_adam", "entries coalesced, gathered, updated and scattered back"),
+    ("SparseAdamMasked", "sparse_adam", "dense masked arithmetic: torch.where, lerp, addcdiv"),
 ]

@@ -7,6 +7,7 @@ import torch
 
 from optimizers.adapters import Subject
 from optimizers.loading import reproducer_import
+from reference.sparse import SparseGrad
 from reference.trajectory import Case
 
 
@@ -28,7 +29,7 @@ def any_subnormal(values, dtype: torch.dtype) -> bool:
 
 def _subnormal_inputs(case, step: int) -> bool:
     """Whether a parameter's start or a gradient up to ``step`` is subnormal in the case's dtype."""
-    return any_subnormal([*case.params, *(g for row in case.grads[:step + 1] for g in row if g is not None)],
+    return any_subnormal([*case.params, *(_values(g) for row in case.grads[:step + 1] for g in row if g is not None)],
                          case.dtype)
 
 
@@ -45,7 +46,13 @@ def _jsonable(v):
 
 
 def _lit(a) -> str:
+    if isinstance(a, SparseGrad):
+        return f"sparse({a.index.tolist()!r}, {a.values.tolist()!r}, {a.shape!r})"
     return "None" if a is None else repr(np.asarray(a).tolist())
+
+
+def _values(a) -> np.ndarray:
+    return a.values if isinstance(a, SparseGrad) else a
 
 
 def _replay(subject: Subject, case: Case, upto: int) -> list[str]:
@@ -55,8 +62,15 @@ def _replay(subject: Subject, case: Case, upto: int) -> list[str]:
     accepted = subject.caps.accepted
     kwargs = {k: v for k, v in case.groups[0].hp.items() if k in accepted}
     kwargs.update(subject.fixed)
-    lines = ["import math", "import torch", reproducer_import(subject.spec), "",
-             f"params = [torch.nn.Parameter(torch.tensor(v, dtype={dt}, device={subject.device!r})) for v in ["]
+    lines = ["import math", "import torch", reproducer_import(subject.spec), ""]
+    if case.rule.sparse_gradients:
+        lines += ["def sparse(index, values, shape):  # a gradient in sparse COO layout: values[k] at index[:, k]",
+                  f"    values = torch.tensor(values, dtype={dt}, device={subject.device!r})",
+                  "    values = values.reshape(-1, *shape[len(index):])",
+                  f"    index = torch.tensor(index, dtype=torch.int64, device={subject.device!r})",
+                  "    return torch.sparse_coo_tensor(index.reshape(len(index), len(values)), values, shape)",
+                  ""]
+    lines += [f"params = [torch.nn.Parameter(torch.tensor(v, dtype={dt}, device={subject.device!r})) for v in ["]
     lines += [f"    {_lit(p)}," for p in case.params] + ["]]"]
     if subject.caps.param_groups:
         lines.append("groups = [")
@@ -77,7 +91,8 @@ def _replay(subject: Subject, case: Case, upto: int) -> list[str]:
         "    for group, lr in zip(getattr(opt, 'param_groups', []), lrs or []):",
         "        group['lr'] = lr",
         "    for p, g in zip(params, grads):",
-        f"        p.grad = None if g is None else torch.tensor(g, dtype={dt}, device=p.device)",
+        f"        p.grad = None if g is None else g.clone() if isinstance(g, torch.Tensor) else torch.tensor(g, "
+        f"dtype={dt}, device=p.device)",
         "    opt.step()",
     ]
     return lines
@@ -100,11 +115,17 @@ def reproducer(subject: Subject, case: Case, upto: int, i: int, index: tuple, ex
 def grad_reproducer(subject: Subject, case: Case, upto: int, i: int) -> str:
     """A self-contained script: the case's steps 0..upto as in ``reproducer``, then the check that parameter ``i``'s
     .grad still holds the gradient it was given (step() must only read it)."""
+    if case.rule.sparse_gradients:
+        check = ["held = lambda g: (g._indices().tolist(), g._values().tolist())  # a sparse gradient's entries",
+                 "print('given', held(given), '; p.grad after step():', None if after is None else held(after))",
+                 "assert after is not None and held(after) == held(given), 'step() changed p.grad'"]
+    else:
+        check = ["print('given', given, '; p.grad after step():', None if after is None else after.tolist())",
+                 "assert after is not None and after.tolist() == given, 'step() changed p.grad'"]
     return "\n".join([*_replay(subject, case, upto),
                       f"given = grads[{i}]  # the gradient set before the last step",
                       f"after = params[{i}].grad",
-                      "print('given', given, '; p.grad after step():', None if after is None else after.tolist())",
-                      "assert after is not None and after.tolist() == given, 'step() changed p.grad'"])
+                      *check])
 
 
 def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, tol) -> None:

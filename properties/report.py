@@ -27,6 +27,7 @@ import pytest
 from _pytest import junitxml
 
 from reference.declarations import Flag, Pair
+from reference.sparse import SparseGrad
 
 @dataclass
 class Ledger:
@@ -70,6 +71,10 @@ def _scalar_items(name: str, domain, value):
         yield name, domain, value
 
 
+def _values(g):
+    return g.values if isinstance(g, SparseGrad) else g
+
+
 def _commit(ledger: Ledger, case) -> None:
     ledger.cases += 1
     rule = case.rule
@@ -96,7 +101,11 @@ def _commit(ledger: Ledger, case) -> None:
     f["inherited group hyperparameters"] += any(g.inherits for g in case.groups)
     f["learning rate changed between steps"] += any(row != case.lrs[0] for row in case.lrs)
     f["steps without a gradient"] += any(g is None for row in case.grads for g in row)
-    f["exact zero gradients"] += any(g is not None and (g == 0).any() for row in case.grads for g in row)
+    f["exact zero gradients"] += any(g is not None and (_values(g) == 0).any() for row in case.grads for g in row)
+    sparse = [g for row in case.grads for g in row if isinstance(g, SparseGrad)]
+    if sparse:
+        f["sparse gradients with a repeated index"] += any((g.entries() > 1).any() for g in sparse)
+        f["sparse gradients with an absent index"] += any(not g.present().all() for g in sparse)
     f["0-d parameters"] += any(p.ndim == 0 for p in case.params)
     f["10+ steps"] += case.steps >= 10
     for what in ("parameters", "gradients"):

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from optimizers.known_deviations import avoiding
 from reference.declarations import Flag, Pair, Real, Rule
+from reference.sparse import SparseGrad
 from reference.trajectory import Case, Group
 
 MAX_STEPS = 20
@@ -110,31 +111,47 @@ INTERMITTENT, ABSENT, ALL_ZERO = 1 / 3, 0.3, 0.1
 _INTERMITTENT = st.sampled_from([False, False, True])
 
 
-def gradient_rows(draw, shapes: list[tuple], lo: float, hi: float, steps: int, dtype: torch.dtype) -> list[list]:
+def gradient_rows(draw, shapes: list[tuple], lo: float, hi: float, steps: int, dtype: torch.dtype,
+                  sparse: bool = False) -> list[list]:
     """Per step, a gradient per parameter (None: none this step). Each parameter draws its magnitudes once — a
     centre in [lo, hi], a spread of 0, 1 or 4 decades, a fraction of exact zeros — and whether it is intermittent
     (``INTERMITTENT``); each step draws one seed, from which every parameter's values, an intermittent one's absence
     (``ABSENT``) and an all-zero gradient (``ALL_ZERO``) follow: a few draws a step rather than a few per tensor, so
     that generating a case costs little beside judging it, while shrinking still reduces steps, parameters and
     magnitudes. Parameters of one group that always have a gradient are judged as one run (``tolerances._blocks``),
-    which absences at random steps in every parameter would split."""
+    which absences at random steps in every parameter would split.
+
+    ``sparse``: each gradient is a ``SparseGrad`` over the first ``sparse_dim`` dimensions (drawn per parameter,
+    0 to its number of dimensions) with 0 to twice as many entries as there are indices, at indices drawn with
+    repetition: repeated indices, absent ones, none at all and every one."""
     magnitudes = []
     for s in shapes:
         centre = draw(st.floats(math.log10(lo), math.log10(hi)))
         spread = draw(SPREADS)
         zero_fraction = draw(ZERO_FRACTIONS)
-        magnitudes.append((centre, spread, zero_fraction, draw(_INTERMITTENT)))
+        sparse_dim = draw(st.integers(0, len(s))) if sparse else None
+        magnitudes.append((centre, spread, zero_fraction, draw(_INTERMITTENT), sparse_dim))
     rows = []
     for _ in range(steps):
         rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
         row = []
-        for s, (centre, spread, zero_fraction, intermittent) in zip(shapes, magnitudes, strict=True):
-            n = int(np.prod(s)) if s else 1
+        for s, (centre, spread, zero_fraction, intermittent, sparse_dim) in zip(shapes, magnitudes, strict=True):
             absent, all_zero = intermittent and rng.random() < ABSENT, rng.random() < ALL_ZERO
+            if sparse_dim is not None:
+                indices = int(np.prod(s[:sparse_dim]))
+                nnz = int(rng.integers(0, 2 * indices + 1))
+                at = np.unravel_index(rng.integers(0, indices, nnz), s[:sparse_dim]) if sparse_dim else ()
+                shape = (nnz, *s[sparse_dim:])
+            else:
+                shape = s
+            n = int(np.prod(shape))
             exps = np.clip(centre + spread * rng.uniform(-1, 1, n), math.log10(lo), math.log10(hi))
             values = np.where(rng.random(n) < 0.5, -1.0, 1.0) * 10.0**exps
             values[(rng.random(n) < zero_fraction) | all_zero] = 0.0
-            row.append(None if absent else representable(values.reshape(s), dtype))
+            values = representable(values.reshape(shape), dtype)
+            if sparse_dim is not None:
+                values = SparseGrad(np.array(at, dtype=np.int64).reshape(sparse_dim, nnz), values, s)
+            row.append(None if absent else values)
         rows.append(row)
     return rows
 
@@ -180,7 +197,7 @@ def cases(draw, subject, dtype: torch.dtype = torch.float64, max_steps: int = MA
         groups.append(Group(indices, hp, inherits))
 
     steps = draw(st.integers(1, max_steps))
-    grads = gradient_rows(draw, shapes, lo, hi, steps, dtype)
+    grads = gradient_rows(draw, shapes, lo, hi, steps, dtype, rule.sparse_gradients)
 
     scheduled = caps.param_groups and "lr" in caps.accepted and rule.hyper("lr").scheduled
     factors = [1.0] + [draw(LR_FACTORS)

@@ -52,6 +52,7 @@ import torch
 from properties.error_bound import U64, Bounded, Rounding, both_ways, conversion_error, rounding
 from reference.cancellation import watching
 from reference.declarations import Pair, Real
+from reference.sparse import Masked, as_sparse, masked
 from reference.trajectory import Case
 
 ROUNDINGS_PER_OPERATION = 2
@@ -154,10 +155,20 @@ def _declared_state_terms(r: Rounding, before: dict, after: dict) -> dict:
     return out
 
 
+def _sparse_gradient(g, r: Rounding, c: float, dtype: torch.dtype) -> Masked:
+    """A sparse gradient as the rule sees it, bounded: entries at the same index added in the dtype in any order
+    (n entries: (n − 1) u Σ|values|), beside the underflow term of a dense gradient."""
+    g = as_sparse(g)
+    dense = torch.tensor(g.dense(), dtype=torch.float64)
+    adding = r.u * torch.tensor(np.maximum(g.entries() - 1, 0) * g.magnitude(), dtype=torch.float64)
+    return masked(g, Bounded(dense, _underflow(dense, c, dtype) + adding))
+
+
 def _blocks(case: Case) -> list[list[int]]:
     """Parameters the bound may run as one flat tensor: an element-wise rule treats each element alone, so the
-    parameters of one group that have gradients at the same steps make one run (one parameter each otherwise)."""
-    if not case.rule.elementwise:
+    parameters of one group that have gradients at the same steps make one run (one parameter each otherwise, and
+    for sparse gradients, which stay in their parameter's shape)."""
+    if not case.rule.elementwise or case.rule.sparse_gradients:
         return [[i] for i in range(len(case.params))]
     blocks: dict = {}
     for i in range(len(case.params)):
@@ -200,10 +211,13 @@ def error_bounds(case: Case) -> dict:
                     continue
                 hp = {name: hyperparameter(v, case.dtype, name in fractions)
                       for name, v in case.hp_at(b[0], step).items()}
-                gt = torch.tensor(grads[b[0]], dtype=torch.float64) if single[k] else _joined(grads[i] for i in b)
                 before = params[k]
                 θ = Bounded(before.v, before.e + _underflow(before.v, c, case.dtype))
-                g = Bounded(gt, _underflow(gt, c, case.dtype))
+                if case.rule.sparse_gradients:
+                    g = _sparse_gradient(grads[b[0]], r, c, case.dtype)
+                else:
+                    gt = torch.tensor(grads[b[0]], dtype=torch.float64) if single[k] else _joined(grads[i] for i in b)
+                    g = Bounded(gt, _underflow(gt, c, case.dtype))
                 θ, state = both_ways(lambda: case.rule.update(θ, g, states[k], **hp), r)
                 θ = Bounded(torch.as_tensor(θ.v, dtype=torch.float64), θ.error())
                 writes = (THETA_WRITES - 1) * r.u * torch.maximum(_abs(before), _abs(θ))

@@ -130,6 +130,8 @@ class Rule:
     #: ``weight_decay`` scales θ by 1 − γλ (decoupled) instead of adding λθ to the gradient (the gradient of
     #: λ/2‖θ‖², which the identity tests check)
     decoupled_decay: bool = False
+    #: gradients come in torch's sparse COO layout (``reference/sparse.py``); ``update`` receives a ``Masked`` g
+    sparse_gradients: bool = False
 
     def __repr__(self) -> str:
         return f"Rule({self.name})"

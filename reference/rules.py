@@ -498,5 +498,43 @@ ADAFACTOR = Rule(
     decoupled_decay=True,
 )
 
+# ---- SparseAdam ----------------------------------------------------------------------------------------------------
+def sparse_adam(θ, g, state, *, lr, betas, eps, maximize):
+    """SparseAdam (torch.optim.SparseAdam documentation: Adam masked to the elements a sparse gradient holds; the
+    step size of Kingma & Ba 2015 §2, α_t = γ √(1 − β2^t) / (1 − β1^t), with ε added to √v_t).
 
-TORCH_RULES = (SGD, ADAM, ADAMW, RMSPROP, ADAGRAD, ADADELTA, ADAMAX, NADAM, RADAM, ASGD, RPROP, ADAFACTOR)
+    P = the elements g holds (repeated indices add up; a held 0 counts);  t ← t + 1 at every step θ has a gradient
+    on P:   g ← −g if maximize;  m ← m + (1 − β1)(g − m);  v ← v + (1 − β2)(g² − v);
+            θ ← θ − γ √(1 − β2^t) / (1 − β1^t) · m / (√v + ε)
+    off P:  θ, m and v unchanged
+    (m + (1 − β1)(g − m) is β1 m + (1 − β1) g in the form torch documents, whose rounding bounds both forms')
+    """
+    β1, β2 = betas
+    t = state.get("t", 0) + 1
+    P, g = g.present, -g.values if maximize else g.values
+    m, v = state.get("m", _zeros(θ)), state.get("v", _zeros(θ))
+    m = torch.where(P, m + (1 - β1) * (g - m), m)
+    v = torch.where(P, v + (1 - β2) * (g * g - v), v)
+    α_t = lr * (1 - β2**t) ** 0.5 / (1 - β1**t)
+    θ = torch.where(P, θ - α_t * m / (torch.sqrt(v) + eps), θ)
+    return θ, {"t": t, "m": m, "v": v}
+
+
+SPARSE_ADAM = Rule(
+    "sparse_adam", sparse_adam,
+    source="torch.optim.SparseAdam documentation; Kingma & Ba 2015, Algorithm 1 and §2", torch_class="SparseAdam",
+    hypers=(
+        Hyper("lr", 1e-3, Real(0.0, lo_open=True, search=(1e-5, 10.0), log=True, edges=(1e-3,)),
+              "learning rate γ; changed between steps as a scheduler does", scheduled=True),
+        BETAS(),
+        Hyper("eps", 1e-8, Real(0.0, lo_open=True, search=(1e-12, 1e-1), log=True, edges=(1e-8, 1e-12, 1e-1)),
+              "ε, added to √v"),
+        MAXIMIZE,
+    ),
+    buffers=lambda hp: ("exp_avg", "exp_avg_sq"),
+    sparse_gradients=True,
+)
+
+
+TORCH_RULES = (SGD, ADAM, ADAMW, RMSPROP, ADAGRAD, ADADELTA, ADAMAX, NADAM, RADAM, ASGD, RPROP, ADAFACTOR,
+               SPARSE_ADAM)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from reference.declarations import Rule
+from reference.sparse import SparseGrad, as_sparse, masked
 
 
 @dataclass
@@ -29,13 +30,14 @@ class Group:
 
 @dataclass
 class Case:
-    """Initial parameters, per-step gradients (None: that parameter has no gradient at that step) and per-step,
-    per-group learning rates; values are float64 arrays already representable in ``dtype``."""
+    """Initial parameters, per-step gradients (None: that parameter has no gradient at that step; a ``SparseGrad``
+    for a rule with sparse gradients) and per-step, per-group learning rates; values are float64 arrays already
+    representable in ``dtype``."""
 
     rule: Rule
     groups: list[Group]
     params: list[np.ndarray]
-    grads: list[list[np.ndarray | None]]
+    grads: list[list[np.ndarray | SparseGrad | None]]
     lrs: list[list[float]]
     dtype: torch.dtype = torch.float64
     notes: dict = field(default_factory=dict)
@@ -64,6 +66,14 @@ class Case:
         return hp
 
 
+def gradient(case: Case, g, dtype: torch.dtype = torch.float64):
+    """What the rule's update receives for gradient ``g``: a tensor, or for a sparse rule its ``Masked`` view."""
+    if case.rule.sparse_gradients:
+        g = as_sparse(g)
+        return masked(g, torch.tensor(g.dense(), dtype=torch.float64).to(dtype))
+    return torch.tensor(g, dtype=torch.float64).to(dtype)
+
+
 def reference_trajectory(case: Case, dtype: torch.dtype = torch.float64,
                          feedback: Callable[[list[np.ndarray], int], list] | None = None) -> list[list[np.ndarray]]:
     """Run the reference rule on ``case`` with its arithmetic in ``dtype`` (float64 for the reference itself).
@@ -77,7 +87,6 @@ def reference_trajectory(case: Case, dtype: torch.dtype = torch.float64,
         for i, g in enumerate(grads):
             if g is None:
                 continue
-            params[i], states[i] = case.rule.update(
-                params[i], torch.tensor(g, dtype=torch.float64).to(dtype), states[i], **case.hp_at(i, step))
+            params[i], states[i] = case.rule.update(params[i], gradient(case, g, dtype), states[i], **case.hp_at(i, step))
         out.append([p.to(torch.float64).numpy().copy() for p in params])
     return out
