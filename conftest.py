@@ -187,6 +187,9 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "applies_to(*rules): the test checks a property of these rules only")
     config.addinivalue_line("markers", "ranks: the test runs the implementation across --ranks N processes (and "
                                        "only those tests run under --ranks)")
+    config.addinivalue_line("markers", "seeded: the test runs Hypothesis searches inside it (its outcome depends on "
+                                       "--hypothesis-seed, as a @given test's does): the false-alarm run selects "
+                                       "these and the @given tests (-m 'hypothesis or seeded')")
     _load_profile(config)
     adapters.STEP_TIMEOUT = _step_timeout(config)
     config.user_rule = _user_rule(config)

@@ -1,5 +1,7 @@
-"""Zero false alarms: run the default suite — the built-in implementations, which conform, and the self-tests'
-correct variants — under many distinct ``--hypothesis-seed`` values; every run must pass.
+"""Zero false alarms: run the default suite's tests whose outcome the seed decides — every Hypothesis test (the
+built-in implementations, which conform, and the reference rules) and every test that runs Hypothesis searches
+inside it (the self-tests' correct variants and planted bugs: marker ``seeded``) — under many distinct
+``--hypothesis-seed`` values; every run must pass. The other tests draw nothing: one run of the suite covers them.
 
     python -m properties.false_alarms                 # seeds 1..20, one run at a time
     python -m properties.false_alarms --seeds 10 --jobs 2 -- properties/test_trajectory.py
@@ -16,6 +18,10 @@ import re
 import subprocess
 import sys
 import time
+
+
+#: the tests whose outcome depends on the seed: Hypothesis marks its @given tests; ``seeded`` marks the others
+SEEDED = ["-m", "hypothesis or seeded"]
 
 
 def run_seed(seed: int, pytest_args: list[str], logs: str) -> tuple[int, int, float, list[str], str]:
@@ -42,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="seeds run at once (default 1)")
     parser.add_argument("--logs", default="false-alarms", help="where a failing seed's output is kept "
                         "(default false-alarms/seed-N.txt)")
-    parser.add_argument("pytest_args", nargs="*", help="passed to pytest after --")
+    parser.add_argument("pytest_args", nargs="*", help="passed to pytest after -- (default: " + " ".join(SEEDED) + ")")
     args = parser.parse_args(argv)
+    args.pytest_args = args.pytest_args or SEEDED
     if args.seeds < 1 or args.jobs < 1:
         parser.error("--seeds and --jobs must be at least 1")
     if args.list:

@@ -36,6 +36,9 @@ from properties.tolerances import hyper_factors, undetermined_sign
 from reference.registry import RULES
 from reference.trajectory import Case, Group, reference_trajectory
 
+#: Hypothesis searches run inside these tests: the false-alarm run selects them (conftest's marker)
+pytestmark = pytest.mark.seeded
+
 HAVE_OPTAX = importlib.util.find_spec("optax") is not None
 NO_OPTAX = f"optax is not installed ({OPTAX_INSTALL})"
 needs_optax = pytest.mark.skipif(not HAVE_OPTAX, reason=NO_OPTAX)

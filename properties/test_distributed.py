@@ -241,6 +241,7 @@ def search(subject: Subject, n: int, check: str) -> tuple[NonConformance | None,
     return (caught[0] if caught else None), drawn[0]
 
 
+@pytest.mark.seeded
 @pytest.mark.parametrize("n", RANKS, ids=[f"{n}-ranks" for n in RANKS])
 @pytest.mark.parametrize("name, bug, check", [pytest.param(*p, id=p[0]) for p in planted_sharding.PLANTED])
 def test_suite_catches_planted_sharding_bug(name, bug, check, n, record_property):

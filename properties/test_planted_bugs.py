@@ -31,6 +31,9 @@ from properties.test_trajectory import check_trajectory
 from reference.registry import RULES
 from reference.trajectory import Case, Group
 
+#: Hypothesis searches run inside these tests: the false-alarm run selects them (conftest's marker)
+pytestmark = pytest.mark.seeded
+
 MAX_EXAMPLES = int(os.environ.get("PLANTED_MAX_EXAMPLES", "300"))
 CORRECT_EXAMPLES = int(os.environ.get("PLANTED_CORRECT_EXAMPLES", "40"))
 DTYPE = torch.float64

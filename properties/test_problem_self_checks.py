@@ -29,6 +29,9 @@ from reference import problems
 from reference import schedulers as closed
 from reference.registry import RULES
 
+#: Hypothesis searches run inside these tests: the false-alarm run selects them (conftest's marker)
+pytestmark = pytest.mark.seeded
+
 BROKEN_EXAMPLES = int(os.environ.get("PLANTED_MAX_EXAMPLES", "200"))
 SEARCH = settings(max_examples=BROKEN_EXAMPLES, phases=[Phase.generate], database=None, deadline=None,
                   suppress_health_check=list(HealthCheck))

@@ -29,6 +29,9 @@ from properties.assertions import NonConformance
 from properties.quadratics import ReferenceRunner, SubjectRunner, book_paraboloids
 from reference.registry import RULES
 
+#: Hypothesis searches run inside these tests: the false-alarm run selects them (conftest's marker)
+pytestmark = pytest.mark.seeded
+
 #: examples per (property, reference rule): the reference is pure float64 torch code, the cases are the same
 #: strategies the implementations get; a fifth of the profile's examples (5 of dev's 25, 400 of thorough's 2000)
 REFERENCE_FRACTION = 0.2

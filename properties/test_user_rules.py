@@ -47,6 +47,9 @@ _HEADER = """
 import torch
 from reference.declarations import Constraint, Flag, Hyper, Pair, Real, Rule
 
+#: Hypothesis searches run inside these tests: the false-alarm run selects them (conftest's marker)
+pytestmark = pytest.mark.seeded
+
 def step(θ, g, state, *, lr):
     '''θ ← θ − γ g'''
     return θ - lr * g, {}
