@@ -8,12 +8,13 @@ whether the tree had uncommitted changes), the date, the machine, the command an
 ``docs/measurements/NAME.json``; ``render`` turns those files into the page. Names:
 
 * ``quick`` — ``python -m pytest --optimizer torch.optim:Adam --rule adam``: wall time, start-up included.
-* ``adafactor``, ``lion`` — the same for torch.optim.Adafactor, and for docs/your-own-rule.md's Lion (a user's rule).
+* ``adafactor``, ``sparse_adam``, ``muon``, ``lion`` — the same for torch.optim.Adafactor, SparseAdam and Muon, and
+  for docs/your-own-rule.md's Lion (a user's rule).
 * ``suite`` — ``python -m pytest -n auto`` (the README's command, what CI runs): wall and CPU time, the summary line.
 * ``oracle`` — ``pytest benchmarks/test_oracle.py``: the tolerance of one 20-step, four-parameter example per rule.
 * ``catch`` — ``python -m benchmarks.catch_times``: the time to catch each planted bug with ``-x``.
 * ``tightness`` — ``python -m benchmarks.tightness``: the bound against the earlier model and torch's errors.
-* ``false-alarms`` — ``python -m properties.false_alarms --jobs 2``: the default suite under 20 seeds.
+* ``false-alarms`` — ``python -m properties.false_alarms --jobs 2``: the default suite's seeded tests under 20 seeds.
 """
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ COMMANDS = {
     "adafactor": ["-m", "pytest", "-p", "no:warnings", "--optimizer", "torch.optim:Adafactor", "--rule", "adafactor"],
     "lion": ["-m", "pytest", "-p", "no:warnings", "--optimizer", "docs/examples/lion.py:Lion", "--rule",
              "docs/examples/lion_rule.py:LION"],
+    "sparse_adam": ["-m", "pytest", "-p", "no:warnings", "--optimizer", "torch.optim:SparseAdam", "--rule",
+                    "sparse_adam"],
+    "muon": ["-m", "pytest", "-p", "no:warnings", "--optimizer", "torch.optim:Muon", "--rule", "muon"],
     "suite": ["-m", "pytest", "-n", "auto", "-q", "-p", "no:warnings"],
     "oracle": ["-m", "pytest", "-q", "-p", "no:warnings", "benchmarks/test_oracle.py", "--benchmark-only",
                "--benchmark-json", "{tmp}/oracle.json"],
@@ -80,7 +84,7 @@ def run(name: str) -> dict:
                            "judged": b["extra_info"].get("judged")} for b in data["benchmarks"]]
     elif name in ("catch", "tightness"):
         record["rows"] = json.loads((tmp / f"{name}.json").read_text())
-    elif name in ("false-alarms", "quick", "adafactor", "lion", "suite"):
+    elif name in ("false-alarms", "quick", "adafactor", "lion", "sparse_adam", "muon", "suite"):
         record["output_tail"] = lines[-25:]
     DIR.mkdir(parents=True, exist_ok=True)
     (DIR / f"{name}.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")

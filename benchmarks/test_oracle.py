@@ -25,14 +25,16 @@ DTYPES = (torch.float32, torch.float64)
 
 
 def oracle_case(rule, dtype: torch.dtype) -> Case:
-    """The benchmark's example for ``rule`` in ``dtype``: values representable in the dtype, seeded."""
+    """The benchmark's example for ``rule`` in ``dtype``: values representable in the dtype, seeded (each tensor a
+    row matrix of the same size for a rule of matrices)."""
     rng = np.random.default_rng(0)
 
     def drawn(shape):
         return torch.tensor(rng.normal(size=shape)).to(dtype).double().numpy()
 
-    params = [drawn(s) for s in SHAPES]
-    grads = [[drawn(s) for s in SHAPES] for _ in range(STEPS)]
+    shapes = [s if rule.ndims is None or len(s) in rule.ndims else (1, max(1, int(np.prod(s)))) for s in SHAPES]
+    params = [drawn(s) for s in shapes]
+    grads = [[drawn(s) for s in shapes] for _ in range(STEPS)]
     hp = rule.defaults()
     return Case(rule, [Group(tuple(range(len(SHAPES))), hp)], params, grads, [[hp.get("lr")]] * STEPS, dtype)
 

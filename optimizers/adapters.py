@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from reference.declarations import Flag, Pair, Rule
+from reference.declarations import Choice, Flag, Pair, Rule
 from reference.sparse import as_sparse
 from reference.trajectory import Case
 
@@ -131,6 +131,8 @@ def typical(domain):
     """A valid value inside the searched range and away from its edges: the middle (geometric, for log ranges)."""
     if isinstance(domain, Flag):
         return True
+    if isinstance(domain, Choice):
+        return domain.values[-1]
     if isinstance(domain, Pair):
         return typical(domain.first), typical(domain.second)
     lo, hi = domain.search or (domain.lo, domain.hi)
@@ -138,7 +140,8 @@ def typical(domain):
 
 
 def _construction_error(subject: Subject, kwargs: dict) -> str | None:
-    p = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64, device=subject.device))
+    shape = (2,) if subject.rule.ndims is None or 1 in subject.rule.ndims else (2,) * subject.rule.ndims[0]
+    p = torch.nn.Parameter(torch.zeros(shape, dtype=torch.float64, device=subject.device))
     try:
         subject.factory([p], **kwargs, **subject.fixed)
     except Exception as e:
@@ -173,7 +176,8 @@ def probe(subject: Subject) -> Capabilities:
     signature = accepted_hyperparameters(subject.factory, subject.rule)
     rejected = rejected_hyperparameters(subject, signature)
     accepted = signature - rejected.keys()
-    p = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64, device=subject.device))
+    shape = (2,) if subject.rule.ndims is None or 1 in subject.rule.ndims else (2,) * subject.rule.ndims[0]
+    p = torch.nn.Parameter(torch.zeros(shape, dtype=torch.float64, device=subject.device))
     kwargs = {**{n: v for n, v in subject.rule.defaults().items() if n in accepted}, **subject.fixed}
     try:
         opt = subject.factory([p], **kwargs)

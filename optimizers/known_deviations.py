@@ -132,6 +132,29 @@ def _adafactor_eps1_squared_normal(case: Case) -> Case:
                           if hp["eps"][0] is not None else hp)
 
 
+@contextlib.contextmanager
+def bfloat16_cast_removed():
+    """``Tensor.bfloat16()`` returning a copy in the tensor's own dtype, for the duration: torch's Muon then runs its
+    Newton–Schulz iteration in the parameters' precision, and the rest of its code is checked as it is."""
+    original = torch.Tensor.bfloat16
+    torch.Tensor.bfloat16 = lambda self, *args, **kwargs: self.clone()
+    try:
+        yield
+    finally:
+        torch.Tensor.bfloat16 = original
+
+
+def _muon_average_departs(μ: float, dtype: torch.dtype) -> bool:
+    """Whether torch's average μB + (1 − μ)g is not (1 − μ) times the documented μB + g: μ ≥ 1, or 1 − μ rounds
+    to 1 in the dtype while μ > 0."""
+    return μ >= 1 or (μ > 0 and float(torch.tensor(1 - μ, dtype=torch.float64).to(dtype)) == 1.0)
+
+
+def _muon_case(hp: dict, params, grads) -> Case:
+    return _case("muon", [{"weight_decay": 0.0, **hp}], [np.asarray(params, dtype=np.float64)],
+                 [[np.asarray(g, dtype=np.float64)] for g in grads])
+
+
 ALL = ("for-loop", "foreach", "fused")
 DEVIATIONS: list[KnownDeviation] = [
     KnownDeviation(
@@ -249,6 +272,46 @@ DEVIATIONS: list[KnownDeviation] = [
         example=lambda: _case("adafactor", [{"eps": (1e-30, 1e-3)}], [[1.0, -1.0]], [[[0.0, 0.5]]],
                               dtype=torch.float32),
         avoid=_adafactor_eps1_squared_normal,
+    ),
+    KnownDeviation(
+        "muon-newton-schulz-in-bfloat16", "Muon", ("for-loop",),
+        when=lambda c: True,
+        reason="Muon casts the update to bfloat16 before the Newton–Schulz iteration, whatever the parameters' "
+               "dtype, where its documentation computes O_t = NS(B̃_t) at the parameters' precision: O_t carries "
+               "bfloat16's ~0.4% relative rounding, amplified by each iteration (float64 parameters move by a "
+               "step off in its third digit). The search runs torch's Muon with the cast removed (Tensor.bfloat16 "
+               "returning a copy in the tensor's own dtype), which checks the rest of its code",
+        link=NOT_FILED,
+        example=lambda: _muon_case({"lr": 0.01, "nesterov": False}, np.ones((2, 3)),
+                                   [[[0.3, -1.2, 0.7], [2.0, 0.1, -0.4]]]),
+        workaround=lambda c: bfloat16_cast_removed(),
+    ),
+    KnownDeviation(
+        "muon-norm-clamped-at-eps", "Muon", ("for-loop",),
+        when=lambda c: any(g.hp["eps"] != 0 for g in c.groups),
+        reason="Muon divides by max(‖X‖_F, ε) where the Muon paper's code (and the documentation's 'numerical "
+               "stabilization ε') divides by ‖X‖_F + ε: every O_t differs by a relative ε/‖X‖_F before the "
+               "iterations amplify it, all of it when ‖X‖_F is near ε. With ε = 0 the two agree",
+        link=NOT_FILED,
+        example=lambda: _muon_case({"lr": 0.01, "momentum": 0.0, "nesterov": False, "ns_steps": 0, "eps": 1e-7},
+                                   np.ones((1, 2)), [[[1e-6, 0.0]]]),
+        avoid=lambda c: _with_group_hp(c, lambda k, hp: {**hp, "eps": 0.0}),
+    ),
+    KnownDeviation(
+        "muon-momentum-average", "Muon", ("for-loop",),
+        when=lambda c: any(_muon_average_departs(g.hp["momentum"], c.dtype) for g in c.groups),
+        reason="Muon keeps the momentum buffer as the average μB + (1 − μ)g (lerp) where its documentation sums "
+               "B_t = μB_{t−1} + g_t: (1 − μ) times the documented B, which the normalization ‖X‖_F removes for "
+               "μ < 1, but the constructor accepts any μ ≥ 0: μ = 1 keeps B at 0 (no update ever), μ > 1 flips "
+               "the update's sign; and a μ > 0 so small that 1 − μ rounds to 1 drops μB_{t−1}, so a zero gradient "
+               "gives B = 0 (no update, or NaN with ε = 0) where the documented B = μB_{t−1} is normalized to a "
+               "full step",
+        link=NOT_FILED,
+        example=lambda: _muon_case({"lr": 0.01, "nesterov": False, "momentum": 1.0, "eps": 0.0},
+                                   np.ones((1, 2)), [[[1.0, 0.0]]]),
+        avoid=lambda c: _with_group_hp(c, lambda k, hp: {
+            **hp, "momentum": 0.99 if hp["momentum"] >= 1 else 0.0 if _muon_average_departs(hp["momentum"], c.dtype)
+            else hp["momentum"]}),
     ),
 ]
 

@@ -1739,6 +1739,128 @@ class SparseAdamMasked(Optimizer):
         return loss
 
 
+# ---- Muon (the documented rule: B_t = μ B_{t−1} + g, Newton–Schulz at the parameters' precision) -------------------
+class _Muon(Optimizer):
+    """Muon as documented, one matrix at a time; each piece of the step is a method the bugs below rewrite."""
+
+    def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
+                 ns_coefficients=(3.4445, -4.7750, 2.0315), eps=1e-7, ns_steps=5, adjust_lr_fn=None):
+        _nonnegative(lr=lr, weight_decay=weight_decay, momentum=momentum)
+        if adjust_lr_fn not in (None, "original", "match_rms_adamw"):
+            raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
+                                      ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps,
+                                      adjust_lr_fn=adjust_lr_fn))
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.ndim != 2:
+                    raise ValueError(f"Muon only supports 2D parameters, not {tuple(p.shape)}")
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            μ = group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
+                update = self._momentum(buf, g, μ, group["nesterov"])
+                o = self._orthogonalize(update, group["ns_coefficients"], group["ns_steps"], group["eps"])
+                self._apply(p, o, group["lr"], group["weight_decay"], self._ratio(p.shape, group["adjust_lr_fn"]))
+        return loss
+
+    def _momentum(self, buf, g, μ, nesterov):
+        buf.mul_(μ).add_(g)
+        return g + μ * buf if nesterov else buf.clone()
+
+    def _normalized(self, x, eps):
+        return x / (x.norm() + eps)
+
+    def _iterate(self, x, a, b, c):
+        gram = x @ x.T
+        return a * x + (b * gram + c * gram @ gram) @ x
+
+    def _orthogonalize(self, update, coefficients, steps, eps):
+        tall = update.shape[0] > update.shape[1]
+        x = self._normalized(update.T if tall else update, eps)
+        for _ in range(steps):
+            x = self._iterate(x, *coefficients)
+        return x.T if tall else x
+
+    def _ratio(self, shape, adjust_lr_fn):
+        rows, cols = shape
+        return 0.2 * math.sqrt(max(rows, cols)) if adjust_lr_fn == "match_rms_adamw" else math.sqrt(max(1, rows / cols))
+
+    def _apply(self, p, o, lr, weight_decay, ratio):
+        p.mul_(1 - lr * weight_decay)
+        p.add_(o, alpha=-lr * ratio)
+
+
+class MuonCoefficientsSwapped(_Muon):
+    """b and c swapped in the iteration: b (X Xᵀ)² + c X Xᵀ."""
+
+    def _iterate(self, x, a, b, c):
+        gram = x @ x.T
+        return a * x + (c * gram + b * gram @ gram) @ x
+
+
+class MuonRatioTransposed(_Muon):
+    """The learning-rate adjustment with rows and columns swapped: √max(1, B/A) instead of √max(1, A/B)."""
+
+    def _ratio(self, shape, adjust_lr_fn):
+        return super()._ratio(shape[::-1], adjust_lr_fn)
+
+
+class MuonNesterovBeforeBuffer(_Muon):
+    """Nesterov's look-ahead taken with the previous buffer: g + μ B_{t−1} instead of g + μ B_t."""
+
+    def _momentum(self, buf, g, μ, nesterov):
+        ahead = g + μ * buf
+        buf.mul_(μ).add_(g)
+        return ahead if nesterov else buf.clone()
+
+
+class MuonNormalizedBySquaredNorm(_Muon):
+    """X divided by ‖X‖_F² + ε: the square root of the sum of squares forgotten."""
+
+    def _normalized(self, x, eps):
+        return x / (x.pow(2).sum() + eps)
+
+
+class MuonDecayWithAdjustedLr(_Muon):
+    """The decoupled decay scaled by the adjusted γ' instead of γ."""
+
+    def _apply(self, p, o, lr, weight_decay, ratio):
+        p.mul_(1 - lr * ratio * weight_decay)
+        p.add_(o, alpha=-lr * ratio)
+
+
+class MuonOneIterationShort(_Muon):
+    """k − 1 Newton–Schulz iterations: the loop runs range(1, ns_steps)."""
+
+    def _orthogonalize(self, update, coefficients, steps, eps):
+        return super()._orthogonalize(update, coefficients, max(steps - 1, 0), eps)
+
+
+class MuonGramOnTheRight(_Muon):
+    """Correct: never transposed, the iteration written X ← a X + X (b XᵀX + c (XᵀX)²), the same polynomial with
+    the Gram matrix on the other side; the momentum buffer by torch.add out of place."""
+
+    def _momentum(self, buf, g, μ, nesterov):
+        buf.copy_(torch.add(g, buf, alpha=μ))
+        return torch.add(g, buf, alpha=μ) if nesterov else buf.clone()
+
+    def _orthogonalize(self, update, coefficients, steps, eps):
+        a, b, c = coefficients
+        x = update / (torch.linalg.matrix_norm(update) + eps)
+        for _ in range(steps):
+            gram = x.T @ x
+            x = a * x + x @ (b * gram + c * (gram @ gram))
+        return x
+
+
 PLANTED = [
     ("AdamEpsInsideSqrt", "adam", "ε inside the square root: √(v̂ + ε) instead of √v̂ + ε"),
     ("AdamBiasCorrectionOffByOne", "adam", "step counter starts at 1: bias corrections use t + 1"),
@@ -1783,6 +1905,12 @@ PLANTED = [
     ("SparseAdamCountsOnlyNonEmptySteps", "sparse_adam", "an empty sparse gradient does not advance t"),
     ("SparseAdamSquaresBeforeAdding", "sparse_adam", "v fed Σ g_i² of a repeated index instead of (Σ g_i)²"),
     ("SparseAdamEpsOnCorrectedDenominator", "sparse_adam", "ε added to √v̂ instead of √v_t"),
+    ("MuonCoefficientsSwapped", "muon", "b and c of the Newton–Schulz iteration swapped"),
+    ("MuonRatioTransposed", "muon", "the lr adjustment √max(1, B/A): rows and columns swapped"),
+    ("MuonNesterovBeforeBuffer", "muon", "Nesterov with the previous buffer: g + μ B_{t−1}"),
+    ("MuonNormalizedBySquaredNorm", "muon", "X / (‖X‖_F² + ε): the square root forgotten"),
+    ("MuonDecayWithAdjustedLr", "muon", "the decoupled decay scaled by the adjusted γ'"),
+    ("MuonOneIterationShort", "muon", "k − 1 Newton–Schulz iterations"),
 ]
 
 CORRECT = [
@@ -1797,4 +1925,6 @@ CORRECT = [
     ("AdafactorMeans", "adafactor", "row and column means with the floor rescaled, lerp, R̄ @ C̄"),
     ("_SparseAdam", "sparse_adam", "entries coalesced, gathered, updated and scattered back"),
     ("SparseAdamMasked", "sparse_adam", "dense masked arithmetic: torch.where, lerp, addcdiv"),
+    ("_Muon", "muon", "the tall matrix transposed, the Gram matrix X Xᵀ on the left, in-place buffer"),
+    ("MuonGramOnTheRight", "muon", "never transposed: X (b XᵀX + c (XᵀX)²), out-of-place buffer, matrix_norm"),
 ]

@@ -8,7 +8,7 @@ on Bounded values unchanged: Python operators and the torch functions a rule cal
     a ± b:   e_a + e_b                               + u (|a| + |b|)
     a · b:   |a| e_b + |b| e_a + e_a e_b             + ρ(z)
     a / b:   (|a| e_b + |b| e_a) / (|b| (|b| − e_b))  + ρ(z)      (∞ where |b| ≤ e_b: the sign of b is not known)
-    √a:      √a − √max(a − e_a, 0)                    + ρ(z)      (rounding never makes a sum of non-negatives
+    √a:      max(√a − √max(a − e_a, 0), √(a + e_a) − √a) + ρ(z)  (rounding never makes a sum of non-negatives
                                                                    negative; a difference that may cancel is marked
                                                                    with ``cancelling`` and decided separately)
     f(a):    max |f'| on [a − e_a, a + e_a] · e_a      + ρ(z)      (exp, log, sin, cos, tanh, …)
@@ -502,7 +502,9 @@ def _sqrt(a) -> Bounded:
     if _is_zero(a.e):
         e = 0.0
     else:
-        e = z - torch.sqrt(torch.clamp(v - a.e, min=0.0))
+        # the farther end of [√max(a − e, 0), √(a + e)]: below for a ≥ e (√ is concave), above for a small value
+        # whose bound reaches past it (a = 0 ± e: up to √e)
+        e = torch.maximum(z - torch.sqrt(torch.clamp(v - a.e, min=0.0)), torch.sqrt(v + a.e) - z)
     out = Bounded(z if isinstance(a.v, torch.Tensor) else float(z), _plus(e, active().rho(z)))
     if not isinstance(a.v, torch.Tensor) and isinstance(out.e, torch.Tensor):
         out.e = float(out.e)

@@ -492,6 +492,14 @@ class Layout:
     def size(self) -> int:
         return int(sum(math.prod(s) for s in self.shapes))
 
+    def fitted(self, ndims: tuple[int, ...] | None) -> "Layout":
+        """The layout with each tensor a row matrix (1, m) where its number of dimensions is not one the rule
+        takes (``Rule.ndims``: Muon's matrices); the same storage order otherwise."""
+        if ndims is None:
+            return self
+        shapes = tuple(s if len(s) in ndims else (1, math.prod(s)) for s in self.shapes)
+        return Layout(shapes, self.perm, self.groups)
+
     def store(self, x: np.ndarray) -> list[np.ndarray]:
         flat = x if self.perm is None else x[list(self.perm)]
         out, k = [], 0
@@ -584,7 +592,7 @@ def layout_case(rule: Rule, hp: dict, x0: np.ndarray, steps: int, lrs: list[floa
 def _driven(run_case, rule: Rule, hp, x0, grad, steps, lrs, layout, ctor_hp) -> Run:
     """A closed-loop run through ``run_case(case, feedback)`` — the one driver of an implementation or of the
     reference (``optimizers.adapters.implementation_trajectory``, ``reference.trajectory.reference_trajectory``)."""
-    layout = layout or Layout.flat(x0.shape[0])
+    layout = (layout or Layout.flat(x0.shape[0])).fitted(rule.ndims)
     case = layout_case(rule, hp, x0, steps, lrs, layout, ctor_hp)
     fed = []
 

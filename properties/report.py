@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import pytest
 from _pytest import junitxml
 
-from reference.declarations import Flag, Pair
+from reference.declarations import Choice, Flag, Pair
 from reference.sparse import SparseGrad
 
 @dataclass
@@ -87,8 +87,8 @@ def _commit(ledger: Ledger, case) -> None:
             if group.hp[h.name] != defaults[h.name]:
                 away.add(h.name)
             for name, domain, v in _scalar_items(h.name, h.domain, group.hp[h.name]):
-                if isinstance(domain, Flag):
-                    ledger.seen.setdefault(name, set()).add(bool(v))
+                if isinstance(domain, (Flag, Choice)):
+                    ledger.seen.setdefault(name, set()).add(repr(v) if isinstance(domain, Choice) else bool(v))
                     continue
                 lo_hi = ledger.seen.setdefault(name, [math.inf, -math.inf])
                 lo_hi[0], lo_hi[1] = min(lo_hi[0], v), max(lo_hi[1], v)

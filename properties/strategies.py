@@ -16,7 +16,7 @@ import torch
 from hypothesis import strategies as st
 
 from optimizers.known_deviations import avoiding
-from reference.declarations import Flag, Pair, Real, Rule
+from reference.declarations import Choice, Flag, Pair, Real, Rule
 from reference.sparse import SparseGrad
 from reference.trajectory import Case, Group
 
@@ -49,6 +49,8 @@ def value(domain) -> st.SearchStrategy:
 def _value(domain) -> st.SearchStrategy:
     if isinstance(domain, Flag):
         return st.booleans()
+    if isinstance(domain, Choice):
+        return st.sampled_from(domain.values)
     if isinstance(domain, Pair):
         return st.tuples(real(domain.first), real(domain.second))
     return real(domain)
@@ -88,7 +90,12 @@ ZERO_FRACTIONS = st.sampled_from([0.0, 0.0, 0.3, 1.0])      # the fraction of a 
 # a scheduler's change of lr: none, halving, a tenth, doubling, and factors between, over 0.01..3 (products of them
 # over the steps reach any learning rate; one sampled draw per step costs a fifth of a union with floats)
 LR_FACTORS = st.sampled_from([1.0, 1.0, 0.5, 0.1, 2.0, 0.01, 0.03, 0.3, 0.7, 0.9, 1.1, 1.5, 3.0])
-_SHAPES = st.sampled_from(SHAPES)
+
+
+@functools.lru_cache(maxsize=None)
+def _shapes(ndims: tuple[int, ...] | None) -> st.SearchStrategy:
+    """The shapes a rule's parameters may have (``Rule.ndims``; None: all of ``SHAPES``)."""
+    return st.sampled_from([s for s in SHAPES if ndims is None or len(s) in ndims])
 
 
 @st.composite
@@ -177,7 +184,7 @@ def cases(draw, subject, dtype: torch.dtype = torch.float64, max_steps: int = MA
     shapes = []
     for _ in range(n):
         repeat = shapes and draw(st.booleans())
-        shapes.append(shapes[-1] if repeat else draw(_SHAPES))
+        shapes.append(shapes[-1] if repeat else draw(_shapes(rule.ndims)))
     regimes = magnitude_regimes(dtype)
     param_regime, grad_regime = draw(REGIMES), draw(REGIMES)
     lo, hi = regimes[grad_regime]

@@ -338,13 +338,24 @@ def test_lambda_lr_property_fails_when_lambda_compounds():
 
 
 # ---- L-BFGS ---------------------------------------------------------------------------------------------------------
+#: where each history bug can show (problem, hyperparameters, step() calls): more pairs than history_size for the
+#: one that ignores it; a second step() starting from two pairs or more, on a problem of three dimensions or more
+#: (the first step() has not converged, and the pairs' order matters), for the one that reverses them
+HISTORY_USED = {
+    LBFGSIgnoresHistorySize: lambda problem, hp, steps: (hp["history_size"] <= 3
+                                                         and hp["max_iter"] * steps >= hp["history_size"] + 3),
+    LBFGSReversedHistory: lambda problem, hp, steps: (steps >= 2 and hp["history_size"] >= 2 and hp["max_iter"] >= 3
+                                                      and problem.dim >= 3),
+}
+
+
 @pytest.mark.parametrize("cls", [LBFGSIgnoresHistorySize, LBFGSReversedHistory],
                          ids=lambda c: c.__name__)
 def test_lbfgs_conformance_fails_for_broken_history(cls):
-    """A history bug shows only where there is a history: cases that keep two pairs or more (history_size ≥ 2, three
-    iterations or more in all), drawn as the conformance test draws them otherwise."""
+    """A history bug shows only where the history it breaks is used: cases drawn as the conformance test draws
+    them, kept where that history exists (``HISTORY_USED``)."""
     with_history = st.tuples(lbfgs.quadratic_cases(), lbfgs.lbfgs_hyperparameters(), st.integers(1, 3)).filter(
-        lambda ex: ex[1]["history_size"] >= 2 and ex[1]["max_iter"] * ex[2] >= 3)
+        lambda ex: HISTORY_USED[cls](*ex) and ex[1].get("max_eval", ex[1]["max_iter"]) >= ex[1]["max_iter"])
     fails_on_some_example(with_history, lambda ex: lbfgs.check_lbfgs_conforms(cls, ex[0], ex[0].x0, ex[1], ex[2]))
 
 

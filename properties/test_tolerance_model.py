@@ -324,3 +324,17 @@ def test_a_fraction_held_as_its_complement_in_float64_is_within_tolerance():
 
 def error_bounds_of(case) -> list[float]:
     return [float(np.max(row[0])) for row in error_bounds(case)["bounds"]]
+
+
+def test_square_root_of_a_value_within_its_bound_of_zero_reaches_up_to_the_root_of_the_bound():
+    """√ of 0 ± e may be anywhere in [0, √e]: a state that cancels to 0 in the reference (SparseAdam's
+    v + (1 − β2)(g² − v) with g = 0 and 1 − β2 rounding to 1) while an implementation keeps β2·v > 0."""
+    with rounding(arithmetic(torch.float64)):
+        root = torch.sqrt(Bounded(torch.tensor([0.0, 1.0], dtype=torch.float64),
+                                 torch.tensor([1e-16, 1e-16], dtype=torch.float64)))
+    assert root.e[0] >= 1e-8 and root.e[1] >= 0.5e-16
+
+    case = _case("sparse_adam", [{"lr": 0.001, "betas": (0.95, 3.096072875664915e-18), "eps": 0.0005}],
+                 [[0.06, 0.5]], [[[1.0, -2.0]], [[0.0, 0.0]]])
+    check_trajectory(Subject("planted._SparseAdam", planted._SparseAdam, RULES["sparse_adam"],
+                             "optimizers.planted:_SparseAdam"), case)

@@ -23,6 +23,9 @@ from properties.test_trajectory import check_trajectory
 from reference.declarations import Pair, Rule
 from reference.user_rules import RuleError, load_rule, problems
 
+#: Hypothesis searches run inside these tests: the false-alarm run selects them (conftest's marker)
+pytestmark = pytest.mark.seeded
+
 LION_SPEC = "docs/examples/lion_rule.py:LION"
 LION_IMPL = "docs/examples/lion.py:Lion"
 
@@ -46,9 +49,6 @@ def test_the_documented_rule_loads_without_problems(lion):
 _HEADER = """
 import torch
 from reference.declarations import Constraint, Flag, Hyper, Pair, Real, Rule
-
-#: Hypothesis searches run inside these tests: the false-alarm run selects them (conftest's marker)
-pytestmark = pytest.mark.seeded
 
 def step(θ, g, state, *, lr):
     '''θ ← θ − γ g'''

@@ -41,8 +41,11 @@ def _constructor_args(subject) -> dict:
     return {**{k: v for k, v in subject.rule.defaults().items() if k in accepted}, **subject.fixed}
 
 
-def _split(x0: torch.Tensor, cut: int) -> list[torch.nn.Parameter]:
+def _split(x0: torch.Tensor, cut: int, ndims: tuple[int, ...] | None) -> list[torch.nn.Parameter]:
+    """x0 cut at ``cut`` into vectors, or row matrices for a rule of matrices (``Rule.ndims``)."""
     pieces = [x0[:cut], x0[cut:]] if 0 < cut < x0.shape[0] else [x0]
+    if ndims is not None and 1 not in ndims:
+        pieces = [p.reshape(1, -1) for p in pieces]
     return [torch.nn.Parameter(p.clone().to(DTYPE)) for p in pieces]
 
 
@@ -52,15 +55,15 @@ def check_zero_grad_and_accumulation(subject, problem, x0: torch.Tensor, cut: in
     parameters at ``cut``; after each backward, each parameter's .grad must equal this step's gradient (with
     zero_grad) or the running sum of all of them (without). Raises NonConformance."""
     __tracebackhide__ = True
-    params = _split(x0, cut)
+    params = _split(x0, cut, subject.rule.ndims)
     kwargs = _constructor_args(subject)
     opt = adapters.call(subject, f"the constructor, given {kwargs}", subject.factory, list(params), **kwargs)
     running = [None] * len(params)
     for t in range(steps):
         if zero_grad:
             opt.zero_grad()
-        fresh = torch.autograd.grad(problem.f(torch.cat([p for p in params])), params)
-        loss = problem.f(torch.cat([p for p in params]))
+        fresh = torch.autograd.grad(problem.f(torch.cat([p.reshape(-1) for p in params])), params)
+        loss = problem.f(torch.cat([p.reshape(-1) for p in params]))
         loss.backward()
         for i, (p, g) in enumerate(zip(params, fresh)):
             running[i] = g.clone() if running[i] is None or zero_grad else running[i] + g

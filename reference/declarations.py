@@ -83,12 +83,30 @@ class Pair:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """A hyperparameter that takes one of a few values (a name, an integer, a tuple), each an edge; ``invalid``
+    are values a torch.optim-style implementation must reject with ValueError."""
+
+    values: tuple
+    invalid: tuple = ()
+
+    def contains(self, x: Any) -> bool:
+        return any(x == v and type(x) is type(v) for v in self.values)
+
+    def describe(self) -> str:
+        return "{" + ", ".join(repr(v) for v in self.values) + "}"
+
+    def outside(self) -> list[Any]:
+        return list(self.invalid)
+
+
+@dataclass(frozen=True)
 class Hyper:
     """One constructor hyperparameter of a rule: torch's name for it, its default, and its domain."""
 
     name: str
     default: Any
-    domain: Real | Flag | Pair
+    domain: Real | Flag | Pair | Choice
     doc: str = ""
     #: changed between steps by a scheduler through ``param_groups`` (only ``lr`` today)
     scheduled: bool = False
@@ -132,6 +150,8 @@ class Rule:
     decoupled_decay: bool = False
     #: gradients come in torch's sparse COO layout (``reference/sparse.py``); ``update`` receives a ``Masked`` g
     sparse_gradients: bool = False
+    #: the numbers of dimensions a parameter may have (None: any); Muon's rule is for matrices
+    ndims: tuple[int, ...] | None = None
 
     def __repr__(self) -> str:
         return f"Rule({self.name})"

@@ -15,7 +15,7 @@ import math
 import torch
 
 from reference.cancellation import cancelling
-from reference.declarations import Constraint, Flag, Hyper, Pair, Real, Rule
+from reference.declarations import Choice, Constraint, Flag, Hyper, Pair, Real, Rule
 
 
 # ---- shared hyperparameter declarations --------------------------------------------------------------------------
@@ -535,6 +535,57 @@ SPARSE_ADAM = Rule(
     sparse_gradients=True,
 )
 
+# ---- Muon ----------------------------------------------------------------------------------------------------------
+def muon(θ, g, state, *, lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps, adjust_lr_fn):
+    """Muon (Jordan et al. 2024; torch.optim.Muon documentation), for a matrix θ of A rows and B columns.
+
+    B_t = μ B_{t−1} + g;   B̃_t = g + μ B_t if nesterov else B_t
+    O_t = NS^{(a,b,c)}_k(B̃_t; ε):  X ← B̃_tᵀ if A > B else B̃_t;   X ← X / (‖X‖_F + ε);
+          k times  X ← a X + (b X Xᵀ + c (X Xᵀ)²) X;   O_t = X, transposed back
+    θ ← θ − γλθ;   θ ← θ − γ' O_t,   γ' = γ √max(1, A/B) (adjust_lr_fn None, "original")
+                                     or 0.2 γ √max(A, B) ("match_rms_adamw")
+    """
+    a, b, c = ns_coefficients
+    rows, cols = θ.shape
+    B = momentum * state.get("B", _zeros(θ)) + g
+    X = g + momentum * B if nesterov else B
+    X = X.T if rows > cols else X
+    X = X / (torch.sqrt((X * X).sum()) + eps)
+    for _ in range(ns_steps):
+        A = X @ X.T
+        X = a * X + (b * A + c * (A @ A)) @ X
+    O = X.T if rows > cols else X
+    ratio = 0.2 * max(rows, cols) ** 0.5 if adjust_lr_fn == "match_rms_adamw" else max(1.0, rows / cols) ** 0.5
+    θ = θ - lr * weight_decay * θ
+    return θ - lr * ratio * O, {"B": B}
+
+
+#: Newton–Schulz coefficients (a, b, c): Jordan et al.'s quintic (torch's default), the cubic iteration
+#: X ← (3X − X Xᵀ X)/2, and the quintic Taylor iteration (15X − 10 X Xᵀ X + 3 (X Xᵀ)² X)/8
+NS_COEFFICIENTS = ((3.4445, -4.7750, 2.0315), (1.5, -0.5, 0.0), (1.875, -1.25, 0.375))
+MUON = Rule(
+    "muon", muon, source="torch.optim.Muon documentation; Jordan et al. 2024 (Muon); Liu et al. 2025 (Moonlight)",
+    torch_class="Muon",
+    hypers=(
+        LR(1e-3),
+        WD(0.1),
+        Hyper("momentum", 0.95, Real(0.0, search=(0.0, 1.2), edges=(0.95, 0.0, 0.9, 1.0)),
+              "momentum μ (B_t = μ B_{t−1} + g_t)"),
+        Hyper("nesterov", True, Flag(), "B̃_t = g_t + μ B_t instead of B_t"),
+        Hyper("ns_coefficients", NS_COEFFICIENTS[0], Choice(NS_COEFFICIENTS),
+              "(a, b, c) of the Newton–Schulz iteration"),
+        Hyper("eps", 1e-7, Real(0.0, search=(1e-12, 1e-1), log=True, edges=(1e-7, 0.0), enforced=()),
+              "ε added to ‖X‖_F before the division"),
+        Hyper("ns_steps", 5, Choice((5, 0, 1, 2, 3, 10)), "k, the Newton–Schulz iterations"),
+        Hyper("adjust_lr_fn", None, Choice((None, "original", "match_rms_adamw"), invalid=("rms",)),
+              "the learning-rate adjustment γ' by the matrix's shape"),
+    ),
+    buffers=lambda hp: ("momentum_buffer",),
+    elementwise=False,
+    decoupled_decay=True,
+    ndims=(2,),
+)
+
 
 TORCH_RULES = (SGD, ADAM, ADAMW, RMSPROP, ADAGRAD, ADADELTA, ADAMAX, NADAM, RADAM, ASGD, RPROP, ADAFACTOR,
-               SPARSE_ADAM)
+               SPARSE_ADAM, MUON)

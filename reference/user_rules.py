@@ -12,7 +12,7 @@ import math
 import torch
 
 from optimizers.loading import SPEC_FORMS, SpecError, load_object
-from reference.declarations import Constraint, Flag, Hyper, Pair, Real, Rule
+from reference.declarations import Choice, Constraint, Flag, Hyper, Pair, Real, Rule
 
 RULE_FORMS = "a rule name, or a rule of your own as path/to/rule.py:NAME or package.module:NAME"
 
@@ -87,7 +87,10 @@ def _domain_problems(h: Hyper) -> list[str]:
                 + [f"second of the pair: {p}" for p in _real_problems(d.second, h.default[1])])
     if isinstance(d, Real):
         return _real_problems(d, h.default)
-    return [f"domain is a {type(d).__name__}; it should be Real(...), Flag() or Pair(Real(...), Real(...))"]
+    if isinstance(d, Choice):
+        return [] if d.contains(h.default) else [f"default {h.default!r} is not one of its Choice {d.describe()}"]
+    return [f"domain is a {type(d).__name__}; it should be Real(...), Flag(), Pair(Real(...), Real(...)) or "
+            "Choice((value, ...))"]
 
 
 def _real_problems(d: Real, default) -> list[str]:
