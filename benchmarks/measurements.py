@@ -15,6 +15,8 @@ whether the tree had uncommitted changes), the date, the machine, the command an
 * ``catch`` — ``python -m benchmarks.catch_times``: the time to catch each planted bug with ``-x``.
 * ``tightness`` — ``python -m benchmarks.tightness``: the bound against the earlier model and torch's errors.
 * ``false-alarms`` — ``python -m properties.false_alarms --jobs 2``: the default suite's seeded tests under 20 seeds.
+* ``ci-recipe`` — ``python -m benchmarks.ci_recipe``: docs/examples/conformance.yml's steps in a fresh virtual
+  environment outside the checkout, on docs/examples/my_adam.py (a user's own Adam): install, run, verdict.
 """
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ COMMANDS = {
     "catch": ["-m", "benchmarks.catch_times", "--out", "{tmp}/catch.json"],
     "tightness": ["-m", "benchmarks.tightness", "--cases", "1000", "--jobs", "2", "--out", "{tmp}/tightness.json"],
     "false-alarms": ["-m", "properties.false_alarms", "--jobs", "2"],
+    "ci-recipe": ["-m", "benchmarks.ci_recipe"],
 }
 
 
@@ -74,7 +77,7 @@ def run(name: str) -> dict:
               "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
                          f"Python {platform.python_version()}",
               "exit": proc.returncode, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
-              "summary": [line for line in lines if re.search(r"passed|failed|seeds passed|bugs:", line)][-3:]}
+              "summary": [line for line in lines if re.search(r"passed|failed|seeds passed|bugs:|verdict:", line)][-3:]}
     if name == "oracle":
         data = json.loads((tmp / "oracle.json").read_text())
         record["rows"] = [{"rule": b["extra_info"]["rule"], "dtype": b["extra_info"]["dtype"],
@@ -84,7 +87,7 @@ def run(name: str) -> dict:
                            "judged": b["extra_info"].get("judged")} for b in data["benchmarks"]]
     elif name in ("catch", "tightness"):
         record["rows"] = json.loads((tmp / f"{name}.json").read_text())
-    elif name in ("false-alarms", "quick", "adafactor", "lion", "sparse_adam", "muon", "suite"):
+    elif name in ("false-alarms", "quick", "adafactor", "lion", "sparse_adam", "muon", "suite", "ci-recipe"):
         record["output_tail"] = lines[-25:]
     DIR.mkdir(parents=True, exist_ok=True)
     (DIR / f"{name}.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
