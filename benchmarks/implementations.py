@@ -8,6 +8,7 @@ Under ``--optimizer SPEC --rule RULE`` the implementation SPEC names is added, b
 """
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -50,8 +51,14 @@ class Implementation:
         return f"Implementation({self.name})"
 
     def applies(self, rule: Rule) -> bool:
+        if rule.sparse_gradients or rule.ndims is not None:
+            return False   # the workloads are dense gradients of flat parameters: SparseAdam and Muon are not timed
         if self.kind in TORCH_PATHS or self.kind == "compiled":
-            return rule.torch_class is not None and (self.kind != "fused" or rule.torch_class in FUSED)
+            if rule.torch_class is None:
+                return False
+            accepted = inspect.signature(getattr(torch.optim, rule.torch_class)).parameters
+            return all(k in accepted for k in TORCH_PATHS.get(self.kind, {})) and (
+                self.kind != "fused" or rule.torch_class in FUSED)
         if self.kind == "user":
             return self.subject.rule.name == rule.name
         return True

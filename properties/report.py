@@ -90,6 +90,8 @@ def _commit(ledger: Ledger, case) -> None:
                 if isinstance(domain, (Flag, Choice)):
                     ledger.seen.setdefault(name, set()).add(repr(v) if isinstance(domain, Choice) else bool(v))
                     continue
+                if v is None:   # an optional Real's None (Adafactor's ε1): not a point of the range
+                    continue
                 lo_hi = ledger.seen.setdefault(name, [math.inf, -math.inf])
                 lo_hi[0], lo_hi[1] = min(lo_hi[0], v), max(lo_hi[1], v)
                 if v in domain.edges:

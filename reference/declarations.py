@@ -27,8 +27,12 @@ class Real:
     log: bool = False
     edges: tuple[float, ...] = ()
     enforced: tuple[str, ...] = ("lo",)
+    #: None is a value too, with a meaning the rule gives it (Adafactor's ε1 = None: the dtype's machine epsilon)
+    optional: bool = False
 
     def contains(self, x: float) -> bool:
+        if x is None or isinstance(x, bool) or not isinstance(x, (int, float)):
+            return x is None and self.optional
         above = x > self.lo if self.lo_open else x >= self.lo
         below = x < self.hi if self.hi_open else x <= self.hi
         return above and below and not math.isnan(x)
@@ -37,7 +41,7 @@ class Real:
         lb = "(" if self.lo_open else "["
         rb = ")" if self.hi_open or math.isinf(self.hi) else "]"
         hi = "inf" if math.isinf(self.hi) else f"{self.hi:g}"
-        return f"{lb}{self.lo:g}, {hi}{rb}"
+        return f"{lb}{self.lo:g}, {hi}{rb}" + (" or None" if self.optional else "")
 
     def outside(self) -> list[float]:
         """Values just outside the valid domain (for the checks that invalid input is rejected)."""

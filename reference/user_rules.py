@@ -94,6 +94,8 @@ def _domain_problems(h: Hyper) -> list[str]:
 
 
 def _real_problems(d: Real, default) -> list[str]:
+    if default is None and d.optional:
+        return []
     if isinstance(default, bool) or not isinstance(default, (int, float)):
         return [f"default {default!r} is not a number (its domain is Real {d.describe()})"]
     if not d.lo <= d.hi:
