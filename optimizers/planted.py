@@ -114,536 +114,199 @@ class _RAdamFamily(Optimizer):
 # =====================================================================================================================
 
 # ---- Adam ----------------------------------------------------------------------------------------------------------
-class AdamEpsInsideSqrt(_AdamFamily):
-    """Bug: denominator √(v̂ + ε) instead of √v̂ + ε."""
+class _Adam(_AdamFamily):
+    """Adam as torch.optim.Adam documents it, one parameter at a time; each piece of the step is a method that one
+    bug below rewrites."""
 
     @torch.no_grad()
     def step(self, closure=None):
         loss = _loss(closure)
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
             for p in group["params"]:
-                if p.grad is None:
+                if not self._has_gradient(p):
                     continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = torch.zeros_like(p)
+                state = self._state(p, group)
                 state["step"] += 1
-                t = state["step"]
-                if group["weight_decay"] != 0:
-                    if group["decoupled_weight_decay"]:
-                        p.mul_(1 - group["lr"] * group["weight_decay"])
-                    else:
-                        g = g.add(p, alpha=group["weight_decay"])
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(g, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                if group["amsgrad"]:
-                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    v = state["max_exp_avg_sq"]
-                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
-                denom = (v / bc2).add_(group["eps"]).sqrt_()          # BUG: ε inside the square root
-                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
+                g = self._decayed(p, -p.grad if self._maximize(group) else p.grad, group)
+                self._update(p, g, state, group, *self._betas(group))
         return loss
 
+    def _has_gradient(self, p):
+        return p.grad is not None
 
-class AdamBiasCorrectionOffByOne(_AdamFamily):
-    """Bug: the step counter starts at 1 and is incremented before use, so bias corrections use t + 1."""
+    def _maximize(self, group):
+        return group["maximize"]
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = 1                                 # BUG: should start at 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                t = state["step"]
-                if group["weight_decay"] != 0:
-                    if group["decoupled_weight_decay"]:
-                        p.mul_(1 - group["lr"] * group["weight_decay"])
-                    else:
-                        g = g.add(p, alpha=group["weight_decay"])
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(g, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                if group["amsgrad"]:
-                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    v = state["max_exp_avg_sq"]
-                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
-                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
-                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
-        return loss
+    def _betas(self, group):
+        return group["betas"]
 
+    def _buffers(self, p):
+        return self.state[p]
 
-class AdamNoBiasCorrectionV(_AdamFamily):
-    """Bug: corrects m for its bias but not v (v̂ = v_t)."""
+    def _zeros(self, p):
+        return torch.zeros_like(p)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                t = state["step"]
-                if group["weight_decay"] != 0:
-                    if group["decoupled_weight_decay"]:
-                        p.mul_(1 - group["lr"] * group["weight_decay"])
-                    else:
-                        g = g.add(p, alpha=group["weight_decay"])
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(g, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                if group["amsgrad"]:
-                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    v = state["max_exp_avg_sq"]
-                bc1 = 1 - beta1 ** t
-                denom = v.sqrt().add_(group["eps"])                   # BUG: no division by 1 − β2^t
-                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
-        return loss
+    def _state(self, p, group):
+        state = self._buffers(p)
+        if not state:
+            state.update(step=0, exp_avg=self._zeros(p), exp_avg_sq=self._zeros(p))
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = self._zeros(p)
+        return state
+
+    def _decoupled(self, group):
+        return group["decoupled_weight_decay"]
+
+    def _decayed(self, p, g, group):
+        if group["weight_decay"] != 0:
+            if self._decoupled(group):
+                p.mul_(1 - group["lr"] * group["weight_decay"])
+            else:
+                g = g.add(p, alpha=group["weight_decay"])
+        return g
+
+    def _bias_corrections(self, t, beta1, beta2):
+        return 1 - beta1**t, 1 - beta2**t
+
+    def _second_moment(self, state, v, bc2, group):
+        if not group["amsgrad"]:
+            return v
+        torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+        return state["max_exp_avg_sq"]
+
+    def _denominator(self, v, bc2, eps):
+        return (v.sqrt() / math.sqrt(bc2)).add_(eps)
+
+    def _update(self, p, g, state, group, beta1, beta2):
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        g = g.to(m.dtype)
+        m.mul_(beta1).add_(g, alpha=1 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        bc1, bc2 = self._bias_corrections(state["step"], beta1, beta2)
+        v = self._second_moment(state, v, bc2, group)
+        p.add_((m / self._denominator(v, bc2, group["eps"])).mul_(-group["lr"] / bc1).to(p.dtype))
 
 
-class AdamIgnoresMaximize(_AdamFamily):
-    """Bug: accepts ``maximize`` but always descends."""
+class AdamEpsInsideSqrt(_Adam):
+    """Denominator √(v̂ + ε) instead of √v̂ + ε."""
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad                                            # BUG: maximize not applied
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                t = state["step"]
-                if group["weight_decay"] != 0:
-                    if group["decoupled_weight_decay"]:
-                        p.mul_(1 - group["lr"] * group["weight_decay"])
-                    else:
-                        g = g.add(p, alpha=group["weight_decay"])
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(g, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                if group["amsgrad"]:
-                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    v = state["max_exp_avg_sq"]
-                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
-                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
-                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
-        return loss
+    def _denominator(self, v, bc2, eps):
+        return (v / bc2).add_(eps).sqrt_()
 
 
-class AdamIgnoresAmsgrad(_AdamFamily):
-    """Bug: accepts ``amsgrad`` but never keeps the running maximum of v."""
+class AdamBiasCorrectionOffByOne(_Adam):
+    """The step counter starts at 1 and is incremented before use: bias corrections use t + 1."""
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                t = state["step"]
-                if group["weight_decay"] != 0:
-                    if group["decoupled_weight_decay"]:
-                        p.mul_(1 - group["lr"] * group["weight_decay"])
-                    else:
-                        g = g.add(p, alpha=group["weight_decay"])
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(g, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t               # BUG: group["amsgrad"] never read
-                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
-                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
-        return loss
+    def _bias_corrections(self, t, beta1, beta2):
+        return super()._bias_corrections(t + 1, beta1, beta2)
 
 
-class AmsgradMaxOfCorrected(_AdamFamily):
-    """Bug: AMSGrad keeps the maximum of the bias-corrected v̂_s = v_s / (1 − β2^s) instead of the raw v_s.
-    Since 1 − β2^s grows with s, an old maximum is over-weighted once v falls (large then small gradients)."""
+class AdamNoBiasCorrectionV(_Adam):
+    """v is not bias-corrected: v̂ = v_t."""
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                t = state["step"]
-                if group["weight_decay"] != 0:
-                    if group["decoupled_weight_decay"]:
-                        p.mul_(1 - group["lr"] * group["weight_decay"])
-                    else:
-                        g = g.add(p, alpha=group["weight_decay"])
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(g, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
-                v_hat = v / bc2
-                if group["amsgrad"]:
-                    torch.maximum(state["max_exp_avg_sq"], v_hat, out=state["max_exp_avg_sq"])  # BUG: of v̂
-                    v_hat = state["max_exp_avg_sq"]
-                denom = v_hat.sqrt().add_(group["eps"])
-                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
-        return loss
+    def _bias_corrections(self, t, beta1, beta2):
+        return 1 - beta1**t, 1.0
 
 
-class AdamIgnoresDecoupledWeightDecay(_AdamFamily):
-    """Bug: accepts ``decoupled_weight_decay`` but always applies coupled L2 (g ← g + λθ)."""
+class AdamIgnoresMaximize(_Adam):
+    """maximize accepted but ignored: always descends."""
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                t = state["step"]
-                if group["weight_decay"] != 0:
-                    g = g.add(p, alpha=group["weight_decay"])         # BUG: decoupled_weight_decay never read
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(g, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                if group["amsgrad"]:
-                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    v = state["max_exp_avg_sq"]
-                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
-                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
-                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
-        return loss
+    def _maximize(self, group):
+        return False
 
 
-class AdamBetasFromDefaults(_AdamFamily):
-    """Bug: reads betas from ``self.defaults`` (the constructor's) instead of the parameter's group."""
+class AdamIgnoresAmsgrad(_Adam):
+    """amsgrad accepted (its buffer even allocated) but ignored: v̂ from v_t, not the running maximum."""
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            beta1, beta2 = self.defaults["betas"]                     # BUG: should be group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                t = state["step"]
-                if group["weight_decay"] != 0:
-                    if group["decoupled_weight_decay"]:
-                        p.mul_(1 - group["lr"] * group["weight_decay"])
-                    else:
-                        g = g.add(p, alpha=group["weight_decay"])
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(g, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                if group["amsgrad"]:
-                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    v = state["max_exp_avg_sq"]
-                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
-                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
-                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
-        return loss
+    def _second_moment(self, state, v, bc2, group):
+        return v
 
 
-class AdamSharedStateByShape(_AdamFamily):
-    """Bug: caches its buffers by shape to save allocations, so parameters of the same shape share m, v and t."""
+class AmsgradMaxOfCorrected(_Adam):
+    """AMSGrad keeps the running maximum of the bias-corrected v̂ instead of the raw v."""
 
-    def __init__(self, params, *args, **kwargs):
-        super().__init__(params, *args, **kwargs)
-        self._by_shape = {}
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                key = (tuple(p.shape), p.dtype, p.device)             # BUG: keyed by shape, not by parameter
-                if key not in self._by_shape:
-                    self._by_shape[key] = {"step": 0, "exp_avg": torch.zeros_like(p),
-                                           "exp_avg_sq": torch.zeros_like(p)}
-                    if group["amsgrad"]:
-                        self._by_shape[key]["max_exp_avg_sq"] = torch.zeros_like(p)
-                state = self.state[p] = self._by_shape[key]
-                state["step"] += 1
-                t = state["step"]
-                if group["weight_decay"] != 0:
-                    if group["decoupled_weight_decay"]:
-                        p.mul_(1 - group["lr"] * group["weight_decay"])
-                    else:
-                        g = g.add(p, alpha=group["weight_decay"])
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(g, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                if group["amsgrad"] and "max_exp_avg_sq" in state:
-                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    v = state["max_exp_avg_sq"]
-                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
-                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
-                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
-        return loss
+    def _second_moment(self, state, v, bc2, group):
+        if not group["amsgrad"]:
+            return v
+        torch.maximum(state["max_exp_avg_sq"], v / bc2, out=state["max_exp_avg_sq"])
+        return state["max_exp_avg_sq"] * bc2
 
 
-class AdamStateOutsideStateDict(_AdamFamily):
-    """Bug: keeps its moments in a dict attribute of its own rather than in ``self.state``, so ``state_dict()``
-    holds no state and an optimizer restored with ``load_state_dict`` starts the moments (and t) from scratch.
-    Its trajectory is right; only the state_dict round trip shows the bug."""
+class AdamIgnoresDecoupledWeightDecay(_Adam):
+    """decoupled_weight_decay accepted but ignored: coupled L2 (g + λθ) always."""
 
-    def __init__(self, params, *args, **kwargs):
-        super().__init__(params, *args, **kwargs)
-        self.moments = {}
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.moments.setdefault(p, {})               # BUG: not self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                t = state["step"]
-                if group["weight_decay"] != 0:
-                    if group["decoupled_weight_decay"]:
-                        p.mul_(1 - group["lr"] * group["weight_decay"])
-                    else:
-                        g = g.add(p, alpha=group["weight_decay"])
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(g, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                if group["amsgrad"]:
-                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    v = state["max_exp_avg_sq"]
-                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
-                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
-                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
-        return loss
+    def _decoupled(self, group):
+        return False
 
 
-class AdamFloat32Internals(_AdamFamily):
-    """Bug: keeps m and v in float32 (to save memory) and computes the update in float32, adding it back to the
-    parameter in its own dtype: float64 parameters get updates rounded to ~1e-7 relative."""
+class AdamBetasFromDefaults(_Adam):
+    """betas read from self.defaults instead of the param group: a group's own betas are ignored."""
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, dtype=torch.float32)      # BUG: float32 buffers
-                    state["exp_avg_sq"] = torch.zeros_like(p, dtype=torch.float32)
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = torch.zeros_like(p, dtype=torch.float32)
-                state["step"] += 1
-                t = state["step"]
-                if group["weight_decay"] != 0:
-                    if group["decoupled_weight_decay"]:
-                        p.mul_(1 - group["lr"] * group["weight_decay"])
-                    else:
-                        g = g.add(p, alpha=group["weight_decay"])
-                g = g.float()
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(g, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                if group["amsgrad"]:
-                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    v = state["max_exp_avg_sq"]
-                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
-                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
-                p.add_((m / denom).mul_(-group["lr"] / bc1).to(p.dtype))
-        return loss
+    def _betas(self, group):
+        return self.defaults["betas"]
 
 
-class AdamSkipsZeroGrad(_AdamFamily):
-    """Bug: skips a parameter whose gradient is all zeros as if it had none, so its moments do not decay, t does
-    not advance, weight decay is not applied and momentum does not move it."""
+class AdamSharedStateByShape(_Adam):
+    """Buffers cached by shape to save allocations: parameters of the same shape share m, v and t."""
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None or not torch.any(p.grad):         # BUG: a zero gradient is still a gradient
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                t = state["step"]
-                if group["weight_decay"] != 0:
-                    if group["decoupled_weight_decay"]:
-                        p.mul_(1 - group["lr"] * group["weight_decay"])
-                    else:
-                        g = g.add(p, alpha=group["weight_decay"])
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(g, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                if group["amsgrad"]:
-                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    v = state["max_exp_avg_sq"]
-                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
-                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
-                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
-        return loss
+    def _buffers(self, p):
+        shared = self.__dict__.setdefault("_by_shape", {})
+        self.state[p] = shared.setdefault((tuple(p.shape), p.dtype, p.device), {})
+        return self.state[p]
 
 
-# ---- AdamW ---------------------------------------------------------------------------------------------------------
-class AdamWCoupledWeightDecay(_AdamWFamily):
-    """Bug: AdamW that adds λθ to the gradient (Adam's coupled L2) instead of decaying θ by γλθ."""
+class AdamStateOutsideStateDict(_Adam):
+    """Moments kept in a dict attribute of its own rather than in ``self.state``: ``state_dict()`` holds no state and
+    an optimizer restored with ``load_state_dict`` starts m, v and t from scratch. Its trajectory is right; only the
+    state_dict round trip shows the bug."""
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                t = state["step"]
-                g = g.add(p, alpha=group["weight_decay"])               # BUG: coupled, not decoupled
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(g, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                if group["amsgrad"]:
-                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    v = state["max_exp_avg_sq"]
-                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
-                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
-                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
-        return loss
+    def _buffers(self, p):
+        return self.__dict__.setdefault("moments", {}).setdefault(p, {})
 
 
-class AdamWDecayWithoutLr(_AdamWFamily):
-    """Bug: AdamW that decays θ ← θ − λθ (weight decay alone) instead of θ ← θ − γλθ."""
+class AdamFloat32Internals(_Adam):
+    """m and v kept in float32 (to save memory), the update computed in float32 and added back in the parameter's
+    dtype: float64 parameters get updates rounded to ~1e-7 relative."""
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                t = state["step"]
-                p.mul_(1 - group["weight_decay"])                     # BUG: should be 1 − lr·weight_decay
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(g, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                if group["amsgrad"]:
-                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    v = state["max_exp_avg_sq"]
-                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
-                denom = (v.sqrt() / math.sqrt(bc2)).add_(group["eps"])
-                p.addcdiv_(m, denom, value=-group["lr"] / bc1)
-        return loss
+    def _zeros(self, p):
+        return torch.zeros_like(p, dtype=torch.float32)
+
+
+class AdamSkipsZeroGrad(_Adam):
+    """A parameter whose gradient is all zeros is skipped as if it had none: its moments do not decay, t does not
+    advance, weight decay is not applied and momentum does not move it."""
+
+    def _has_gradient(self, p):
+        return p.grad is not None and bool(torch.any(p.grad))
+
+
+class _AdamW(_Adam):
+    """AdamW as torch.optim.AdamW documents it: Adam with the decay always decoupled (its signature)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False):
+        _nonnegative(lr=lr, eps=eps, weight_decay=weight_decay)
+        _check_betas(betas)
+        Optimizer.__init__(self, params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                              amsgrad=amsgrad, maximize=maximize))
+
+    def _decoupled(self, group):
+        return True
+
+
+class AdamWCoupledWeightDecay(_AdamW):
+    """AdamW that adds λθ to the gradient (Adam's coupled L2) instead of decaying θ by γλθ."""
+
+    def _decoupled(self, group):
+        return False
+
+
+class AdamWDecayWithoutLr(_AdamW):
+    """AdamW that decays θ ← θ − λθ (weight decay alone) instead of θ ← θ − γλθ."""
+
+    def _decayed(self, p, g, group):
+        p.mul_(1 - group["weight_decay"])
+        return g
 
 
 # ---- SGD -----------------------------------------------------------------------------------------------------------
@@ -1923,6 +1586,8 @@ CORRECT = [
     ("RAdamStacked", "radam", "all of a group's parameters concatenated, torch.where instead of the ρ_t branch"),
     ("AdafactorFloat64", "adafactor", "the factors, V̂ and U in float64 whatever the dtype"),
     ("AdafactorMeans", "adafactor", "row and column means with the floor rescaled, lerp, R̄ @ C̄"),
+    ("_Adam", "adam", "the base of the Adam bugs: in-place moments, √v/√(1 − β2^t) + ε, one addition"),
+    ("_AdamW", "adamw", "the base of the AdamW bugs: _Adam with the decay always decoupled"),
     ("_SparseAdam", "sparse_adam", "entries coalesced, gathered, updated and scattered back"),
     ("SparseAdamMasked", "sparse_adam", "dense masked arithmetic: torch.where, lerp, addcdiv"),
     ("_Muon", "muon", "the tall matrix transposed, the Gram matrix X Xᵀ on the left, in-place buffer"),
