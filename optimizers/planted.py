@@ -310,119 +310,86 @@ class AdamWDecayWithoutLr(_AdamW):
 
 
 # ---- SGD -----------------------------------------------------------------------------------------------------------
-class SGDDampeningOnFirstStep(_SGDFamily):
-    """Bug: starts the momentum buffer at zero and always dampens, so b_1 = (1 − τ) g instead of g."""
+class _SGD(_SGDFamily):
+    """SGD as torch.optim.SGD documents it, one parameter at a time; each piece of the step is a method that one bug
+    below rewrites."""
 
     @torch.no_grad()
     def step(self, closure=None):
         loss = _loss(closure)
         for group in self.param_groups:
-            mu, tau = group["momentum"], group["dampening"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                d = -p.grad if group["maximize"] else p.grad
-                if group["weight_decay"] != 0:
-                    d = d.add(p, alpha=group["weight_decay"])
-                if mu != 0:
-                    state = self.state[p]
-                    if "momentum_buffer" not in state:
-                        state["momentum_buffer"] = torch.zeros_like(p)    # BUG: should be a copy of d
-                    buf = state["momentum_buffer"]
-                    buf.mul_(mu).add_(d, alpha=1 - tau)
-                    d = d.add(buf, alpha=mu) if group["nesterov"] else buf
-                p.add_(d, alpha=-group["lr"])
+                d = self._direction(p, -p.grad if group["maximize"] else p.grad, group)
+                p.add_(d, alpha=-self._lr(group))
         return loss
 
+    def _direction(self, p, d, group):
+        d = self._decayed(p, d, group["weight_decay"])
+        return self._momentum(self.state[p], d, group) if group["momentum"] != 0 else d
 
-class SGDNesterovUsesBuffer(_SGDFamily):
-    """Bug: Nesterov momentum steps along b_t + μ b_t instead of g + μ b_t (the buffer where the gradient belongs;
-    the same on a parameter's first step, where b_1 = g)."""
+    def _decayed(self, p, d, weight_decay):
+        return d.add(p, alpha=weight_decay) if weight_decay != 0 else d
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            mu, tau = group["momentum"], group["dampening"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                d = -p.grad if group["maximize"] else p.grad
-                if group["weight_decay"] != 0:
-                    d = d.add(p, alpha=group["weight_decay"])
-                if mu != 0:
-                    state = self.state[p]
-                    if "momentum_buffer" not in state:
-                        state["momentum_buffer"] = d.clone()
-                    else:
-                        state["momentum_buffer"].mul_(mu).add_(d, alpha=1 - tau)
-                    buf = state["momentum_buffer"]
-                    d = buf.add(buf, alpha=mu) if group["nesterov"] else buf   # BUG: should be d.add(buf, ...)
-                p.add_(d, alpha=-group["lr"])
-        return loss
+    def _first_buffer(self, d, dampening):
+        return d.clone()
+
+    def _momentum(self, state, d, group):
+        mu, tau = group["momentum"], group["dampening"]
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = self._first_buffer(d, tau)
+        else:
+            state["momentum_buffer"].mul_(mu).add_(d, alpha=1 - tau)
+        buf = state["momentum_buffer"]
+        return self._nesterov(d, buf, mu) if group["nesterov"] else buf
+
+    def _nesterov(self, d, buf, mu):
+        return d.add(buf, alpha=mu)
+
+    def _lr(self, group):
+        return group["lr"]
 
 
-class SGDWeightDecayAfterMomentum(_SGDFamily):
-    """Bug: adds λθ to the step after the momentum buffer, so the buffer never accumulates the decay term."""
+class SGDDampeningOnFirstStep(_SGD):
+    """The momentum buffer dampened on its first step too: b_1 = (1 − τ) g instead of g."""
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            mu, tau = group["momentum"], group["dampening"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                d = -p.grad if group["maximize"] else p.grad
-                if mu != 0:
-                    state = self.state[p]
-                    if "momentum_buffer" not in state:
-                        state["momentum_buffer"] = d.clone()
-                    else:
-                        state["momentum_buffer"].mul_(mu).add_(d, alpha=1 - tau)
-                    buf = state["momentum_buffer"]
-                    d = d.add(buf, alpha=mu) if group["nesterov"] else buf
-                if group["weight_decay"] != 0:                       # BUG: belongs before the momentum buffer
-                    d = d.add(p, alpha=group["weight_decay"])
-                p.add_(d, alpha=-group["lr"])
-        return loss
+    def _first_buffer(self, d, dampening):
+        return d.mul(1 - dampening)
 
 
-class SGDLrFromDefaults(_SGDFamily):
-    """Bug: steps with ``self.defaults["lr"]``: ignores a group's own lr and any scheduler's change to it."""
+class SGDNesterovUsesBuffer(_SGD):
+    """Nesterov steps along b_t + μ b_t instead of g + μ b_t (the buffer where the gradient belongs; the same on a
+    parameter's first step, where b_1 = g)."""
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            mu, tau = group["momentum"], group["dampening"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                d = -p.grad if group["maximize"] else p.grad
-                if group["weight_decay"] != 0:
-                    d = d.add(p, alpha=group["weight_decay"])
-                if mu != 0:
-                    state = self.state[p]
-                    if "momentum_buffer" not in state:
-                        state["momentum_buffer"] = d.clone()
-                    else:
-                        state["momentum_buffer"].mul_(mu).add_(d, alpha=1 - tau)
-                    buf = state["momentum_buffer"]
-                    d = d.add(buf, alpha=mu) if group["nesterov"] else buf
-                p.add_(d, alpha=-self.defaults["lr"])                # BUG: should be group["lr"]
-        return loss
+    def _nesterov(self, d, buf, mu):
+        return buf.add(buf, alpha=mu)
+
+
+class SGDWeightDecayAfterMomentum(_SGD):
+    """λθ added to the step after the momentum buffer: the buffer never accumulates the decay term."""
+
+    def _direction(self, p, d, group):
+        d = self._momentum(self.state[p], d, group) if group["momentum"] != 0 else d
+        return self._decayed(p, d, group["weight_decay"])
+
+
+class SGDLrFromDefaults(_SGD):
+    """Steps with ``self.defaults["lr"]``: a group's own lr and any scheduler's change to it are ignored."""
+
+    def _lr(self, group):
+        return self.defaults["lr"]
 
 
 # ---- RMSprop -------------------------------------------------------------------------------------------------------
-class RMSpropEpsInsideSqrt(_RMSpropFamily):
-    """Bug: denominator √(ṽ + ε) instead of √ṽ + ε."""
+class _RMSprop(_RMSpropFamily):
+    """RMSprop as torch.optim.RMSprop documents it, one parameter at a time; each piece of the step is a method that
+    one bug below rewrites."""
 
     @torch.no_grad()
     def step(self, closure=None):
         loss = _loss(closure)
         for group in self.param_groups:
-            alpha = group["alpha"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -437,100 +404,54 @@ class RMSpropEpsInsideSqrt(_RMSpropFamily):
                 if group["weight_decay"] != 0:
                     g = g.add(p, alpha=group["weight_decay"])
                 sq = state["square_avg"]
-                sq.mul_(alpha).addcmul_(g, g, value=1 - alpha)
-                if group["centered"]:
-                    ga = state["grad_avg"]
-                    ga.mul_(alpha).add_(g, alpha=1 - alpha)
-                    avg = sq.addcmul(ga, ga, value=-1)
-                else:
-                    avg = sq.clone()
-                avg = avg.add_(group["eps"]).sqrt_()                  # BUG: ε inside the square root
-                if group["momentum"] > 0:
-                    buf = state["momentum_buffer"]
-                    buf.mul_(group["momentum"]).addcdiv_(g, avg)
-                    p.add_(buf, alpha=-group["lr"])
-                else:
-                    p.addcdiv_(g, avg, value=-group["lr"])
+                sq.mul_(group["alpha"]).addcmul_(g, g, value=1 - group["alpha"])
+                avg = self._denominator(self._variance(state, sq, g, group), group["eps"])
+                self._apply(p, g, avg, state, group)
         return loss
 
+    def _variance(self, state, sq, g, group):
+        if not group["centered"]:
+            return sq
+        ga = state["grad_avg"]
+        ga.mul_(group["alpha"]).add_(g, alpha=1 - group["alpha"])
+        return sq.addcmul(ga, ga, value=-1).clamp_(min=0)   # v − ḡ² ≥ 0: a negative rounding residue is 0
 
-class RMSpropCenteredIgnoresMean(_RMSpropFamily):
-    """Bug: centered RMSprop keeps the average gradient ḡ but forgets to subtract ḡ² from v."""
+    def _denominator(self, v, eps):
+        return v.sqrt().add_(eps)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            alpha = group["alpha"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state["square_avg"] = torch.zeros_like(p)
-                    if group["momentum"] > 0:
-                        state["momentum_buffer"] = torch.zeros_like(p)
-                    if group["centered"]:
-                        state["grad_avg"] = torch.zeros_like(p)
-                if group["weight_decay"] != 0:
-                    g = g.add(p, alpha=group["weight_decay"])
-                sq = state["square_avg"]
-                sq.mul_(alpha).addcmul_(g, g, value=1 - alpha)
-                if group["centered"]:
-                    ga = state["grad_avg"]
-                    ga.mul_(alpha).add_(g, alpha=1 - alpha)
-                    avg = sq.sqrt()                                   # BUG: should be √(v − ḡ²)
-                else:
-                    avg = sq.sqrt()
-                avg = avg.add_(group["eps"])
-                if group["momentum"] > 0:
-                    buf = state["momentum_buffer"]
-                    buf.mul_(group["momentum"]).addcdiv_(g, avg)
-                    p.add_(buf, alpha=-group["lr"])
-                else:
-                    p.addcdiv_(g, avg, value=-group["lr"])
-        return loss
+    def _apply(self, p, g, avg, state, group):
+        if group["momentum"] > 0:
+            buf = state["momentum_buffer"]
+            buf.mul_(group["momentum"]).addcdiv_(g, avg)
+            p.add_(buf, alpha=-group["lr"])
+        else:
+            p.addcdiv_(g, avg, value=-group["lr"])
 
 
-class RMSpropMomentumLrInBuffer(_RMSpropFamily):
-    """Bug: folds the learning rate into the momentum buffer, b_t = μ b_{t−1} + γ_t g/(√ṽ + ε), θ ← θ − b_t:
-    equal to the rule while γ is constant, wrong as soon as a scheduler changes it."""
+class RMSpropEpsInsideSqrt(_RMSprop):
+    """Denominator √(ṽ + ε) instead of √ṽ + ε."""
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            alpha = group["alpha"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state["square_avg"] = torch.zeros_like(p)
-                    if group["momentum"] > 0:
-                        state["momentum_buffer"] = torch.zeros_like(p)
-                    if group["centered"]:
-                        state["grad_avg"] = torch.zeros_like(p)
-                if group["weight_decay"] != 0:
-                    g = g.add(p, alpha=group["weight_decay"])
-                sq = state["square_avg"]
-                sq.mul_(alpha).addcmul_(g, g, value=1 - alpha)
-                if group["centered"]:
-                    ga = state["grad_avg"]
-                    ga.mul_(alpha).add_(g, alpha=1 - alpha)
-                    avg = sq.addcmul(ga, ga, value=-1).sqrt_()
-                else:
-                    avg = sq.sqrt()
-                avg = avg.add_(group["eps"])
-                if group["momentum"] > 0:
-                    buf = state["momentum_buffer"]
-                    buf.mul_(group["momentum"]).addcdiv_(g, avg, value=group["lr"])   # BUG: lr inside the buffer
-                    p.sub_(buf)
-                else:
-                    p.addcdiv_(g, avg, value=-group["lr"])
-        return loss
+    def _denominator(self, v, eps):
+        return v.add(eps).sqrt_()
+
+
+class RMSpropCenteredIgnoresMean(_RMSprop):
+    """Centered RMSprop keeps the average gradient ḡ but does not subtract ḡ² from v."""
+
+    def _variance(self, state, sq, g, group):
+        super()._variance(state, sq, g, group)
+        return sq
+
+
+class RMSpropMomentumLrInBuffer(_RMSprop):
+    """The learning rate folded into the momentum buffer, b_t = μ b_{t−1} + γ_t g/(√ṽ + ε), θ ← θ − b_t: equal to
+    the rule while γ is constant, wrong as soon as a scheduler changes it."""
+
+    def _apply(self, p, g, avg, state, group):
+        if group["momentum"] <= 0:
+            return super()._apply(p, g, avg, state, group)
+        state["momentum_buffer"].mul_(group["momentum"]).addcdiv_(g, avg, value=group["lr"])
+        p.sub_(state["momentum_buffer"])
 
 
 # ---- Adagrad -------------------------------------------------------------------------------------------------------
@@ -1588,6 +1509,8 @@ CORRECT = [
     ("AdafactorMeans", "adafactor", "row and column means with the floor rescaled, lerp, R̄ @ C̄"),
     ("_Adam", "adam", "the base of the Adam bugs: in-place moments, √v/√(1 − β2^t) + ε, one addition"),
     ("_AdamW", "adamw", "the base of the AdamW bugs: _Adam with the decay always decoupled"),
+    ("_SGD", "sgd", "the base of the SGD bugs: out-of-place direction, in-place buffer"),
+    ("_RMSprop", "rmsprop", "the base of the RMSprop bugs: addcmul/addcdiv, centered variance out of place"),
     ("_SparseAdam", "sparse_adam", "entries coalesced, gathered, updated and scattered back"),
     ("SparseAdamMasked", "sparse_adam", "dense masked arithmetic: torch.where, lerp, addcdiv"),
     ("_Muon", "muon", "the tall matrix transposed, the Gram matrix X Xᵀ on the left, in-place buffer"),
