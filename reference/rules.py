@@ -508,7 +508,7 @@ def sparse_adam(θ, g, state, *, lr, betas, eps, maximize):
     on P:   g ← −g if maximize;  m ← m + (1 − β1)(g − m);  v ← v + (1 − β2)(g² − v);
             θ ← θ − γ √(1 − β2^t) / (1 − β1^t) · m / (√v + ε)
     off P:  θ, m and v unchanged
-    (m + (1 − β1)(g − m) is β1 m + (1 − β1) g in the form torch documents, whose rounding bounds both forms')
+    (m + (1 − β1)(g − m) is β1 m + (1 − β1) g written in torch's form, whose rounding bound covers both forms)
     """
     β1, β2 = betas
     t = state.get("t", 0) + 1
