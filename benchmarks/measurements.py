@@ -15,6 +15,8 @@ whether the tree had uncommitted changes), the date, the machine, the command an
 * ``catch`` — ``python -m benchmarks.catch_times``: the time to catch each planted bug with ``-x``.
 * ``tightness`` — ``python -m benchmarks.tightness``: the bound against the earlier model and torch's errors.
 * ``false-alarms`` — ``python -m properties.false_alarms --jobs 2``: the default suite's seeded tests under 20 seeds.
+* ``false-alarms-new-rules`` — the same, restricted to the tests of Adafactor, SparseAdam and Muon and to every
+  correct variant of the self-tests (``-k``): what a change to those rules, or to the planted bases, must pass.
 * ``ci-recipe`` — ``python -m benchmarks.ci_recipe``: docs/examples/conformance.yml's steps in a fresh virtual
   environment outside the checkout, on docs/examples/my_adam.py (a user's own Adam): install, run, verdict.
 """
@@ -50,6 +52,9 @@ COMMANDS = {
     "catch": ["-m", "benchmarks.catch_times", "--out", "{tmp}/catch.json"],
     "tightness": ["-m", "benchmarks.tightness", "--cases", "1000", "--jobs", "2", "--out", "{tmp}/tightness.json"],
     "false-alarms": ["-m", "properties.false_alarms", "--jobs", "2"],
+    "false-alarms-new-rules": ["-m", "properties.false_alarms", "--jobs", "2", "--", "-m", "hypothesis or seeded",
+                               "-k", "SparseAdam or sparse_adam or Muon or muon or Adafactor or adafactor or "
+                                     "correct_variant"],
     "ci-recipe": ["-m", "benchmarks.ci_recipe"],
 }
 
@@ -87,7 +92,7 @@ def run(name: str) -> dict:
                            "judged": b["extra_info"].get("judged")} for b in data["benchmarks"]]
     elif name in ("catch", "tightness"):
         record["rows"] = json.loads((tmp / f"{name}.json").read_text())
-    elif name in ("false-alarms", "quick", "adafactor", "lion", "sparse_adam", "muon", "suite", "ci-recipe"):
+    elif name in ("false-alarms", "false-alarms-new-rules", "quick", "adafactor", "lion", "sparse_adam", "muon", "suite", "ci-recipe"):
         record["output_tail"] = lines[-25:]
     DIR.mkdir(parents=True, exist_ok=True)
     (DIR / f"{name}.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
