@@ -150,8 +150,8 @@ class _Adam(_AdamFamily):
         state = self._buffers(p)
         if not state:
             state.update(step=0, exp_avg=self._zeros(p), exp_avg_sq=self._zeros(p))
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = self._zeros(p)
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = self._zeros(p)
         return state
 
     def _decoupled(self, group):

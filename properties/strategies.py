@@ -35,7 +35,7 @@ def real(domain: Real) -> st.SearchStrategy[float]:
     else:
         body = st.floats(lo, hi, exclude_min=domain.lo_open and lo == domain.lo,
                          exclude_max=domain.hi_open and hi == domain.hi)
-    edges = [e for e in domain.edges if domain.contains(e)] + ([None] if domain.optional else [])
+    edges = [e for e in domain.edges if domain.contains(e)]
     return st.one_of(st.sampled_from(edges), body) if edges else body
 
 

@@ -49,6 +49,7 @@ def test_documented_command_runs_as_written(pytester, monkeypatch, tmp_path, doc
     args = args[3:] if args[0] == "python" else args[1:]
     args = ["0" if a == "auto" else re.sub(r"[\w./-]+\.json$", lambda m: str(tmp_path / Path(m[0]).name), a)
             for a in args]
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)   # the command runs as a reader runs it, not in a worker
     result = run_suite(pytester, monkeypatch, [*args, "--collect-only", "-q"])
     assert result.ret == 0, (f"{doc}: `{command}` exits {result.ret} when collected:\n"
                              + "\n".join(result.errlines[-5:] + result.outlines[-5:]))

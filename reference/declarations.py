@@ -27,7 +27,8 @@ class Real:
     log: bool = False
     edges: tuple[float, ...] = ()
     enforced: tuple[str, ...] = ("lo",)
-    #: None is a value too, with a meaning the rule gives it (Adafactor's ε1 = None: the dtype's machine epsilon)
+    #: None is a valid value too, with a meaning the rule gives it (Adafactor's ε1 = None: the dtype's machine
+    #: epsilon); the search draws numbers only
     optional: bool = False
 
     def contains(self, x: float) -> bool:
