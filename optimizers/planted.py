@@ -1288,15 +1288,10 @@ class SparseAdamEpsOnCorrectedDenominator(_SparseAdam):
         return ((v_at / bias_correction2).sqrt() + eps) * math.sqrt(bias_correction2)
 
 
-class SparseAdamMasked(Optimizer):
+class SparseAdamMasked(_SparseAdam):
     """Correct: dense masked arithmetic: the gradient's entries added into a dense tensor and a mask of the elements
-    they reach, m and v updated by lerp and θ by addcdiv through torch.where, the step size in one expression."""
-
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, maximize=False):
-        if not (lr > 0 and eps > 0):
-            raise ValueError(f"Invalid learning rate or epsilon: {lr}, {eps}")
-        _check_betas(betas)
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, maximize=maximize))
+    they reach, m and v updated by lerp and θ by addcdiv through torch.where, the step size in one expression (its
+    own step(); the constructor is _SparseAdam's)."""
 
     @torch.no_grad()
     def step(self, closure=None):
