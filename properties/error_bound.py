@@ -1,7 +1,7 @@
 """A deterministic bound on rounding error: running error analysis in midpoint–radius form.
 
-``Bounded(v, e)`` is a float64 value v (a tensor or a Python number) with a bound e ≥ 0 on the absolute difference
-between v and what an implementation computing the same formula in a lower precision may hold. Reference rules run
+``Bounded(v, e)`` is a float64 value v (a NumPy array or a Python number) with a bound e ≥ 0 on the absolute
+difference between v and what an implementation computing the same formula in a lower precision may hold. Reference rules run
 on Bounded values unchanged: Python operators and the torch functions a rule calls (``torch.sqrt``,
 ``torch.where``, …, through ``__torch_function__``) compute the value as before and propagate the bound:
 
@@ -29,6 +29,10 @@ RAdam, max(1, t − t0) in ASGD) is followed both ways (``both_ways``) and the r
 other branch's values; only branches that cannot be spanned (a different state, more than ``MAX_UNDECIDED`` in one
 step) mark the run undetermined from that step on, and the case is then judged for finiteness only.
 
+The arithmetic is NumPy's on float64 arrays: the cases' tensors are small, and a NumPy operation on a few elements
+costs a third of a torch one; torch tensors a rule passes in are converted on entry, and ``error()`` gives the bound
+as an array of the value's shape.
+
 A Python number that meets a Bounded value is an input in the dtype: its error is its own rounding to the dtype,
 |fl(c) − c| (0 for 1, 0.5, 3.0). So is a hyperparameter, which a driver wraps before calling the rule, so that what
 the rule derives from it (1 − β, β^t, 1 − β^t) is rounded and bounded like every other result.
@@ -41,6 +45,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterator
 
+import numpy as np
 import torch
 
 U64 = torch.finfo(torch.float64).eps / 2
@@ -48,6 +53,19 @@ U64 = torch.finfo(torch.float64).eps / 2
 # float64 subnormals under a float16 η) that is η, and 0 for an exact zero.
 _SUBNORMAL_INVERSE = 2.0**1000
 _SMALLEST64 = float(torch.finfo(torch.float64).smallest_normal * torch.finfo(torch.float64).eps)
+#: array values: NumPy arrays and the NumPy scalars an operation on a 0-d array gives (a Python float is a number)
+ARRAY = (np.ndarray, np.generic)
+
+
+def _array(x) -> np.ndarray:
+    """x as a float64 array: a torch tensor copied out, a number or array converted."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy().astype(np.float64)
+    return np.asarray(x, dtype=np.float64)
+
+
+def _bool_array(x):
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
 
 
 @dataclass
@@ -78,29 +96,25 @@ class Rounding:
 
     def rho(self, z, magnitude=None):
         """One rounding of the result z (not of a sum: ``rho_sum``); ``magnitude`` = |z| if already computed."""
-        if isinstance(z, torch.Tensor):
-            a = torch.abs(z) if magnitude is None else magnitude
-            return torch.clamp(a * _SUBNORMAL_INVERSE, max=self.eta).add_(a, alpha=self.u)
+        if isinstance(z, ARRAY):
+            a = np.abs(z) if magnitude is None else magnitude
+            return np.minimum(a * _SUBNORMAL_INVERSE, self.eta) + a * self.u
         return self.u * abs(z) + (self.eta if z != 0 else 0.0)
 
     def rho_product(self, magnitude, a, b):
         """The rounding of a product or quotient a·b (a/b: b = 1) of magnitude |z|: u·|z|, plus η unless a factor is
         an exact zero — a float64 result that underflowed to 0 from nonzero factors is not exact."""
-        if isinstance(magnitude, torch.Tensor) and self.dtype != torch.float64:
-            # a float64 product of numbers of a narrower dtype never underflows: z ≠ 0 ⟺ both factors ≠ 0
-            return torch.clamp(magnitude * _SUBNORMAL_INVERSE, max=self.eta).add_(magnitude, alpha=self.u)
-        nonzero = (a != 0) if isinstance(a, torch.Tensor) else bool(a != 0)
-        nonzero = nonzero & ((b != 0) if isinstance(b, torch.Tensor) else bool(b != 0))
-        if isinstance(magnitude, torch.Tensor):
-            if isinstance(nonzero, torch.Tensor):   # float64: a bool times η would round η in the default dtype
-                return magnitude * self.u + nonzero.to(torch.float64) * self.eta
-            return magnitude * self.u + (self.eta if nonzero else 0.0)
-        return self.u * magnitude + (self.eta if nonzero else 0.0)
+        if isinstance(magnitude, ARRAY):
+            if self.dtype != torch.float64:
+                # a float64 product of numbers of a narrower dtype never underflows: z ≠ 0 ⟺ both factors ≠ 0
+                return np.minimum(magnitude * _SUBNORMAL_INVERSE, self.eta) + magnitude * self.u
+            return magnitude * self.u + np.where(np.not_equal(a, 0) & np.not_equal(b, 0), self.eta, 0.0)
+        return self.u * magnitude + (self.eta if a != 0 and b != 0 else 0.0)
 
     def rho_sum(self, a, b):
         """The rounding of a ± b in any grouping with other terms: u·(|a| + |b|) (the partial sums an
         implementation forms instead, θ − a' − b' for θ − (a' + b'), are bounded by the terms' magnitudes)."""
-        return self.u * (_abs(a) + _abs(b))
+        return self.u * (abs(a) + abs(b))
 
 
 _ACTIVE: list[Rounding] = []
@@ -114,9 +128,12 @@ def active() -> Rounding:
 
 @contextlib.contextmanager
 def rounding(r: Rounding) -> Iterator[Rounding]:
+    """Bounded arithmetic under ``r`` inside the block (NumPy's warnings off: ∞ and NaN are values here, as in
+    torch)."""
     _ACTIVE.append(r)
     try:
-        yield r
+        with np.errstate(all="ignore"):
+            yield r
     finally:
         _ACTIVE.pop()
 
@@ -133,11 +150,12 @@ def conversion_error(c: float, dtype: torch.dtype) -> float:
 
 
 def lift(x) -> "Bounded":
-    """x as a Bounded value: Bounded as it is; a tensor exactly; a Python number with its rounding to the dtype."""
+    """x as a Bounded value: Bounded as it is; a tensor or array exactly; a Python number with its rounding to the
+    dtype."""
     if isinstance(x, Bounded):
         return x
-    if isinstance(x, torch.Tensor):
-        return Bounded(x, 0.0)
+    if isinstance(x, (torch.Tensor, *ARRAY)):
+        return Bounded(_array(x), 0.0)
     if isinstance(x, bool):
         return Bounded(float(x), 0.0)
     if isinstance(x, int):
@@ -145,12 +163,9 @@ def lift(x) -> "Bounded":
     return Bounded(x, conversion_error(float(x), active().dtype))
 
 
-def _abs(x):
-    return torch.abs(x) if isinstance(x, torch.Tensor) else abs(x)
-
-
 def _is_zero(e) -> bool:
-    return not isinstance(e, torch.Tensor) and e == 0
+    """Whether a bound is an exact (scalar) zero: the operand carries no error."""
+    return not isinstance(e, np.ndarray) and e == 0
 
 
 def _scaled(magnitude, e):
@@ -158,21 +173,11 @@ def _scaled(magnitude, e):
     not determined: conservative, and only where a bound is already infinite.)"""
     if _is_zero(e):
         return 0.0
-    return _abs(magnitude) * e
-
-
-def _plus3(a, b, c):
-    """a + b + c for bounds, skipping exact (Python 0) terms."""
-    if type(a) is float and a == 0:
-        a = None
-    if type(b) is float and b == 0:
-        b = None
-    if a is None:
-        return c if b is None else b + c
-    return a + c if b is None else a + b + c
+    return abs(magnitude) * e
 
 
 def _plus(*terms):
+    """The sum of bounds, skipping exact (scalar 0) terms."""
     out = 0.0
     for t in terms:
         if not _is_zero(t):
@@ -187,29 +192,25 @@ def _floor(r: "Rounding", e, a, ea, b, eb):
     that small (every other dtype's η is far inside float64's range)."""
     if r.dtype != torch.float64:
         return e
-    if isinstance(e, torch.Tensor) and bool(torch.all(e > 0)):
+    if isinstance(e, np.ndarray) and e.size and e.min() > 0:
         return e
-    nonzero = (_positive(ea) & _positive(eb)) | (_positive(_abs(a)) & _positive(eb)) | (_positive(_abs(b)) & _positive(ea))
-    if isinstance(nonzero, torch.Tensor):
-        return torch.where(nonzero, torch.clamp(torch.as_tensor(e, dtype=torch.float64), min=_SMALLEST64), e)
+    ea_pos, eb_pos = np.greater(ea, 0), np.greater(eb, 0)
+    nonzero = (ea_pos & eb_pos) | (np.not_equal(a, 0) & eb_pos) | (np.not_equal(b, 0) & ea_pos)
+    if isinstance(nonzero, np.ndarray):
+        return np.where(nonzero, np.maximum(e, _SMALLEST64), e)
     return max(e, _SMALLEST64) if nonzero else e
 
 
-def _positive(x):
-    return x > 0 if isinstance(x, torch.Tensor) else bool(x > 0)
-
-
-def _overflow_check(a, b, z, magnitude) -> None:
+def _overflow_check(a, b, magnitude) -> None:
     """Note a product (or quotient) of two factors ≥ 1 beyond the limit: another order overflows the dtype."""
-    r = active()
+    r = _ACTIVE[-1]
     if r.overflow:
         return
-    mz = float(torch.max(magnitude)) if magnitude.numel() else 0.0
+    mz = float(np.max(magnitude)) if np.size(magnitude) else 0.0
     if mz <= r.limit:
         return
-    fa, fb = (torch.as_tensor(_abs(x), dtype=torch.float64) for x in (a, b))
-    big = (fa >= 1) & (fb >= 1) & (magnitude > r.limit)
-    r.overflow = bool(big.any()) or not math.isfinite(mz)
+    big = np.greater_equal(abs(a), 1) & np.greater_equal(abs(b), 1) & (magnitude > r.limit)
+    r.overflow = bool(np.any(big)) or not math.isfinite(mz)
 
 
 class BoundedMask:
@@ -223,24 +224,26 @@ class BoundedMask:
         return Bounded.__torch_function__(func, types, args, kwargs)
 
     def __bool__(self) -> bool:
-        return active().decide(bool(self.value), bool(torch.as_tensor(self.undetermined).any()))
+        return active().decide(bool(self.value), bool(np.any(self.undetermined)))
 
     def to(self, *args, **kwargs) -> "BoundedMask":
-        return BoundedMask(self.value.to(*args, **kwargs), self.undetermined)
+        floating = any(isinstance(a, torch.dtype) and a.is_floating_point for a in (*args, *kwargs.values()))
+        return BoundedMask(np.asarray(self.value, dtype=np.float64), self.undetermined) if floating else self
 
     def __invert__(self) -> "BoundedMask":
         return BoundedMask(~self.value, self.undetermined)
 
     def __and__(self, other) -> "BoundedMask":
-        o = other if isinstance(other, BoundedMask) else BoundedMask(other, False)
+        o = _mask(other)
         return BoundedMask(self.value & o.value, self.undetermined | o.undetermined)
 
-    __or__ = lambda self, other: BoundedMask(self.value | _mask(other).value,  # noqa: E731
-                                             self.undetermined | _mask(other).undetermined)
+    def __or__(self, other) -> "BoundedMask":
+        o = _mask(other)
+        return BoundedMask(self.value | o.value, self.undetermined | o.undetermined)
 
 
 def _mask(m) -> BoundedMask:
-    return m if isinstance(m, BoundedMask) else BoundedMask(m, False)
+    return m if isinstance(m, BoundedMask) else BoundedMask(_bool_array(m), False)
 
 
 class Bounded:
@@ -249,7 +252,8 @@ class Bounded:
     __slots__ = ("v", "e")
 
     def __init__(self, v, e=0.0):
-        self.v, self.e = v, e
+        self.v = _array(v) if isinstance(v, torch.Tensor) else v
+        self.e = _array(e) if isinstance(e, torch.Tensor) else e
 
     def __repr__(self) -> str:
         return f"Bounded({self.v!r} ± {self.e!r})"
@@ -257,33 +261,33 @@ class Bounded:
     # ---- data ---------------------------------------------------------------------------------------------------
     @property
     def shape(self):
-        return self.v.shape if isinstance(self.v, torch.Tensor) else ()
+        return np.shape(self.v)
 
     @property
     def ndim(self):
-        return self.v.ndim if isinstance(self.v, torch.Tensor) else 0
+        return np.ndim(self.v)
 
     @property
     def dtype(self):
-        return self.v.dtype if isinstance(self.v, torch.Tensor) else torch.float64
+        return torch.float64
 
     def numel(self):
-        return self.v.numel() if isinstance(self.v, torch.Tensor) else 1
+        return int(np.size(self.v))
 
-    def error(self) -> torch.Tensor:
-        """The bound as a float64 tensor of the value's shape."""
-        return torch.broadcast_to(torch.as_tensor(self.e, dtype=torch.float64), self.shape).clone()
+    def error(self) -> np.ndarray:
+        """The bound as a float64 array of the value's shape."""
+        return np.broadcast_to(np.asarray(self.e, dtype=np.float64), self.shape).copy()
 
     def clone(self) -> "Bounded":
-        return Bounded(self.v.clone() if isinstance(self.v, torch.Tensor) else self.v, self.e)
+        return Bounded(np.copy(self.v) if isinstance(self.v, np.ndarray) else self.v, self.e)
 
     def __getitem__(self, index) -> "Bounded":
-        e = self.e[index] if isinstance(self.e, torch.Tensor) and self.e.ndim else self.e
+        e = self.e[index] if isinstance(self.e, np.ndarray) and self.e.ndim else self.e
         return Bounded(self.v[index], e)
 
     def reshape(self, *shape) -> "Bounded":
-        e = self.e.reshape(*shape) if isinstance(self.e, torch.Tensor) and self.e.ndim else self.e
-        return Bounded(self.v.reshape(*shape), e)
+        e = self.e.reshape(*shape) if isinstance(self.e, np.ndarray) and self.e.ndim else self.e
+        return Bounded(np.reshape(self.v, shape[0] if len(shape) == 1 else shape), e)
 
     def __float__(self) -> float:
         return float(self.v)
@@ -294,16 +298,14 @@ class Bounded:
     # ---- arithmetic ---------------------------------------------------------------------------------------------
     def __add__(self, other):
         o = other if type(other) is Bounded else lift(other)
-        z = self.v + o.v
-        return Bounded(z, _plus3(self.e, o.e, _ACTIVE[-1].rho_sum(self.v, o.v)))
+        return Bounded(self.v + o.v, _plus(self.e, o.e, _ACTIVE[-1].rho_sum(self.v, o.v)))
 
     def __radd__(self, other):
         return lift(other) + self
 
     def __sub__(self, other):
         o = other if type(other) is Bounded else lift(other)
-        z = self.v - o.v
-        return Bounded(z, _plus3(self.e, o.e, _ACTIVE[-1].rho_sum(self.v, o.v)))
+        return Bounded(self.v - o.v, _plus(self.e, o.e, _ACTIVE[-1].rho_sum(self.v, o.v)))
 
     def __rsub__(self, other):
         return lift(other) - self
@@ -312,50 +314,46 @@ class Bounded:
         return Bounded(-self.v, self.e)
 
     def __abs__(self):
-        return Bounded(_abs(self.v), self.e)
+        return Bounded(abs(self.v), self.e)
 
     def __mul__(self, other):
         o = other if type(other) is Bounded else lift(other)
         z = self.v * o.v
         r = _ACTIVE[-1]
-        if type(z) is torch.Tensor:
-            mz = torch.abs(z)
-            _overflow_check(self.v, o.v, z, mz)
-            rho = r.rho_product(mz, self.v, o.v)
-        else:
-            rho = r.rho_product(abs(z), self.v, o.v)
+        mz = abs(z)
+        if isinstance(z, ARRAY):
+            _overflow_check(self.v, o.v, mz)
+        rho = r.rho_product(mz, self.v, o.v)
         ea, eb = self.e, o.e
-        exact_a, exact_b = type(ea) is float and ea == 0, type(eb) is float and eb == 0
+        exact_a, exact_b = _is_zero(ea), _is_zero(eb)
         if exact_a and exact_b:
             return Bounded(z, rho)
         if exact_a:
-            return Bounded(z, _floor(r, _abs(self.v) * eb + rho, self.v, 0.0, o.v, eb))
+            return Bounded(z, _floor(r, abs(self.v) * eb + rho, self.v, 0.0, o.v, eb))
         if exact_b:
-            return Bounded(z, _floor(r, _abs(o.v) * ea + rho, self.v, ea, o.v, 0.0))
-        return Bounded(z, _floor(r, _abs(self.v) * eb + _abs(o.v) * ea + ea * eb + rho, self.v, ea, o.v, eb))
+            return Bounded(z, _floor(r, abs(o.v) * ea + rho, self.v, ea, o.v, 0.0))
+        return Bounded(z, _floor(r, abs(self.v) * eb + abs(o.v) * ea + ea * eb + rho, self.v, ea, o.v, eb))
 
     def __rmul__(self, other):
         return lift(other) * self
 
     def __truediv__(self, other):
-        o = lift(other)
-        z = self.v / o.v
-        mz = None
-        if isinstance(z, torch.Tensor):
-            mz = torch.abs(z)
-            _overflow_check(self.v, 1.0 / o.v, z, mz)
+        o = other if type(other) is Bounded else lift(other)
+        z = self.v / o.v if isinstance(self.v, ARRAY) or isinstance(o.v, ARRAY) else _divide(self.v, o.v)
+        mz = abs(z)
+        if isinstance(z, ARRAY):
+            _overflow_check(self.v, 1.0 / np.asarray(o.v, dtype=np.float64), mz)
         if _is_zero(o.e) and _is_zero(self.e):
             e = 0.0
         else:   # (|a| e_b + |b| e_a) / (|b| (|b| − e_b)), as (e_a + |z| e_b) / (|b| − e_b): no product underflows
-            margin = _abs(o.v) - o.e
+            margin = abs(o.v) - o.e
             spread = _plus(self.e, _scaled(z, o.e))
-            if isinstance(margin, torch.Tensor) or isinstance(spread, torch.Tensor):
-                margin = torch.as_tensor(margin, dtype=torch.float64)
-                e = torch.where(margin > 0, spread / margin, math.inf)
+            if isinstance(margin, ARRAY) or isinstance(spread, ARRAY):
+                e = np.where(margin > 0, spread / margin, math.inf)
             else:
                 e = spread / margin if margin > 0 else math.inf
-            e = _floor(active(), e, self.v, self.e, 1.0, o.e)
-        return Bounded(z, _plus(e, active().rho_product(_abs(z) if mz is None else mz, self.v, 1.0)))
+            e = _floor(_ACTIVE[-1], e, self.v, self.e, 1.0, o.e)
+        return Bounded(z, _plus(e, _ACTIVE[-1].rho_product(mz, self.v, 1.0)))
 
     def __rtruediv__(self, other):
         return lift(other) / self
@@ -365,12 +363,12 @@ class Bounded:
             return _power(self, lift(n))
         n = int(n)
         if n == 0:
-            return Bounded(torch.ones_like(self.v) if isinstance(self.v, torch.Tensor) else 1.0, 0.0)
+            return Bounded(np.ones_like(self.v) if isinstance(self.v, ARRAY) else 1.0, 0.0)
         z = self.v**n
         if _is_zero(self.e):
             e = 0.0
         else:   # (|x| + e)^n − |x|^n: the interval's widest point
-            e = (_abs(self.v) + self.e) ** n - _abs(z)
+            e = (abs(self.v) + self.e) ** n - abs(z)
         # x^n as n − 1 multiplications (or a pow within a few ulps): up to max(1, n − 1) roundings
         return Bounded(z, _plus(e, max(1, n - 1) * active().rho(z)))
 
@@ -381,10 +379,10 @@ class Bounded:
     def _compare(self, other, op):
         o = lift(other)
         value = op(self.v, o.v)
-        gap = _abs(self.v - o.v)
+        gap = abs(self.v - o.v)
         width = _plus(self.e, o.e)
-        if isinstance(value, torch.Tensor):
-            return BoundedMask(value, (gap <= width) & (width > 0) if not _is_zero(width) else torch.zeros_like(value))
+        if isinstance(value, ARRAY):
+            return BoundedMask(value, (gap <= width) & (width > 0) if not _is_zero(width) else False)
         return active().decide(value, 0 < width and gap <= width)
 
     def __gt__(self, other):
@@ -439,22 +437,22 @@ class Bounded:
         return self * self
 
     def cosh(self):
-        return _unary(torch.cosh, lambda lo, hi: torch.maximum(torch.abs(torch.sinh(lo)), torch.abs(torch.sinh(hi))))(self)
+        return _HANDLERS[torch.cosh](self)
 
     def max(self):
-        return Bounded(self.v.max(), torch.max(self.error()))
+        return Bounded(np.max(self.v), np.max(self.error()))
 
     def min(self):
-        return Bounded(self.v.min(), torch.max(self.error()))
+        return Bounded(np.min(self.v), np.max(self.error()))
 
     def to(self, *args, **kwargs):
         return self
 
     def squeeze(self, *dims):
-        return Bounded(self.v.squeeze(*dims), self.error().squeeze(*dims))
+        return Bounded(np.squeeze(self.v, dims or None), np.squeeze(self.error(), dims or None))
 
     def unsqueeze(self, dim):
-        return Bounded(self.v.unsqueeze(dim), self.error().unsqueeze(dim))
+        return Bounded(np.expand_dims(self.v, dim), np.expand_dims(self.error(), dim))
 
     def dot(self, other):
         return _matmul(self, other)
@@ -467,48 +465,58 @@ class Bounded:
 
     @property
     def T(self):
-        return Bounded(self.v.T, self.e.T if isinstance(self.e, torch.Tensor) and self.e.ndim else self.e)
+        return Bounded(self.v.T, self.e.T if isinstance(self.e, np.ndarray) and self.e.ndim else self.e)
 
 
-def _tensor(x):
-    return torch.as_tensor(x, dtype=torch.float64)
+def _divide(a: float, b: float) -> float:
+    """a / b for Python numbers as torch divides: ±∞ or NaN for b = 0."""
+    try:
+        return a / b
+    except ZeroDivisionError:
+        return float(np.float64(a) / np.float64(b))
 
 
 def _power(base: Bounded, exponent: Bounded) -> Bounded:
     """b^y for b > 0: first order in both, e = |y| b^(y−1) e_b + |z ln b| e_y, taken at the interval's worst end."""
-    z = base.v**exponent.v
-    lo = _tensor(base.v) - _tensor(base.e) if not _is_zero(base.e) else _tensor(base.v)
-    hi = _tensor(base.v) + _tensor(base.e)
-    worst = torch.maximum(torch.abs(lo), torch.abs(hi))
-    y = _tensor(exponent.v)
+    z = np.power(_array(base.v), _array(exponent.v))
+    if not isinstance(base.v, ARRAY) and not isinstance(exponent.v, ARRAY):
+        z = float(z)
+    lo = _array(base.v) - base.e if not _is_zero(base.e) else _array(base.v)
+    hi = _array(base.v) + base.e
+    worst = np.maximum(np.abs(lo), np.abs(hi))
+    y = _array(exponent.v)
     if not _is_zero(base.e):
-        slope = torch.abs(y) * torch.maximum(lo.clamp(min=0) ** (y - 1), hi ** (y - 1))
-        e_b = torch.where(lo > 0, slope * _tensor(base.e), math.inf)
+        slope = np.abs(y) * np.maximum(np.maximum(lo, 0) ** (y - 1), hi ** (y - 1))
+        e_b = np.where(lo > 0, slope * base.e, math.inf)
     else:
         e_b = 0.0
-    e_y = torch.abs(worst**y * torch.log(worst)) * _tensor(exponent.e) if not _is_zero(exponent.e) else 0.0
+    e_y = np.abs(worst**y * np.log(worst)) * exponent.e if not _is_zero(exponent.e) else 0.0
     e = _plus(e_b, e_y)
-    if not isinstance(z, torch.Tensor) and isinstance(e, torch.Tensor):
+    if not isinstance(z, ARRAY) and isinstance(e, ARRAY):
         e = float(e)
     # exp(y·ln b): the rounding of y·ln b, relative to |y ln b|, becomes a relative error of z; plus z's own
-    amplification = 1.0 + abs(float(torch.max(torch.abs(y * torch.log(worst))))) if float(torch.min(worst)) > 0 else 1.0
+    amplification = 1.0 + abs(float(np.max(np.abs(y * np.log(worst))))) if float(np.min(worst)) > 0 else 1.0
     return Bounded(z, _plus(e, amplification * active().rho(z)))
 
 
 def _sqrt(a) -> Bounded:
     a = lift(a)
-    v = _tensor(a.v) if not isinstance(a.v, torch.Tensor) else a.v
-    z = torch.sqrt(v)
+    v = _array(a.v)
+    z = np.sqrt(v)
     if _is_zero(a.e):
         e = 0.0
     else:
         # the farther end of [√max(a − e, 0), √(a + e)]: below for a ≥ e (√ is concave), above for a small value
         # whose bound reaches past it (a = 0 ± e: up to √e)
-        e = torch.maximum(z - torch.sqrt(torch.clamp(v - a.e, min=0.0)), torch.sqrt(v + a.e) - z)
-    out = Bounded(z if isinstance(a.v, torch.Tensor) else float(z), _plus(e, active().rho(z)))
-    if not isinstance(a.v, torch.Tensor) and isinstance(out.e, torch.Tensor):
-        out.e = float(out.e)
-    return out
+        e = np.maximum(z - np.sqrt(np.maximum(v - a.e, 0.0)), np.sqrt(v + a.e) - z)
+    return _shaped_like(a, z, _plus(e, active().rho(z)))
+
+
+def _shaped_like(a: Bounded, z, e) -> Bounded:
+    """The result z ± e of an elementwise function of a: a number where a's value is one."""
+    if isinstance(a.v, ARRAY):
+        return Bounded(z, e)
+    return Bounded(float(z), float(e) if isinstance(e, ARRAY) else e)
 
 
 def _rsqrt(a) -> Bounded:
@@ -519,38 +527,35 @@ def _unary(f, slope):
     """An elementwise function with the bound max|f'| over the interval · e (``slope(lo, hi)``) + one rounding."""
     def apply(a):
         a = lift(a)
-        v = _tensor(a.v)
+        v = _array(a.v)
         z = f(v)
         e = 0.0 if _is_zero(a.e) else slope(v - a.e, v + a.e) * a.e
-        out = Bounded(z if isinstance(a.v, torch.Tensor) else float(z), _plus(e, active().rho(z)))
-        if not isinstance(a.v, torch.Tensor) and isinstance(out.e, torch.Tensor):
-            out.e = float(out.e)
-        return out
+        return _shaped_like(a, z, _plus(e, active().rho(z)))
     return apply
 
 
 def _maxabs(f):
-    return lambda lo, hi: torch.maximum(torch.abs(f(lo)), torch.abs(f(hi)))
+    return lambda lo, hi: np.maximum(np.abs(f(lo)), np.abs(f(hi)))
 
 
 def _bounded_by(c):
-    return lambda lo, hi: torch.full_like(lo, c)
+    return lambda lo, hi: np.full_like(lo, c)
 
 
 def _maximum(a, b, out=None):
     a, b = lift(a), lift(b)
-    return Bounded(torch.maximum(_tensor(a.v), _tensor(b.v)), _max_err(a.e, b.e))
+    return Bounded(np.maximum(_array(a.v), _array(b.v)), _max_err(a.e, b.e))
 
 
 def _minimum(a, b, out=None):
     a, b = lift(a), lift(b)
-    return Bounded(torch.minimum(_tensor(a.v), _tensor(b.v)), _max_err(a.e, b.e))
+    return Bounded(np.minimum(_array(a.v), _array(b.v)), _max_err(a.e, b.e))
 
 
 def _max_err(ea, eb):
     if _is_zero(ea) and _is_zero(eb):
         return 0.0
-    return torch.maximum(_tensor(ea), _tensor(eb))
+    return np.maximum(ea, eb)
 
 
 def _clamp(a, min=None, max=None):
@@ -559,11 +564,11 @@ def _clamp(a, min=None, max=None):
     e = a.e
     if min is not None:
         m = lift(min)
-        v = torch.clamp(v, min=m.v) if not isinstance(m.v, torch.Tensor) else torch.maximum(v, m.v)
+        v = np.maximum(v, m.v)
         e = _max_err(e, m.e)
     if max is not None:
         m = lift(max)
-        v = torch.clamp(v, max=m.v) if not isinstance(m.v, torch.Tensor) else torch.minimum(v, m.v)
+        v = np.minimum(v, m.v)
         e = _max_err(e, m.e)
     return Bounded(v, e)
 
@@ -571,67 +576,65 @@ def _clamp(a, min=None, max=None):
 def _where(cond, x, y):
     m = _mask(cond)
     x, y = lift(x), lift(y)
-    z = torch.where(m.value, _tensor(x.v), _tensor(y.v))
-    e = torch.where(m.value, _tensor(x.e), _tensor(y.e)) if not (_is_zero(x.e) and _is_zero(y.e)) else 0.0
+    z = np.where(m.value, x.v, y.v)
+    e = np.where(m.value, x.e, y.e) if not (_is_zero(x.e) and _is_zero(y.e)) else 0.0
     undetermined = m.undetermined
-    if isinstance(undetermined, torch.Tensor) and bool(undetermined.any()):
+    if isinstance(undetermined, ARRAY) and undetermined.any():
         # rounding could have taken the other branch: the error also spans the distance between the two
-        e = torch.where(undetermined, torch.maximum(_tensor(x.e), _tensor(y.e)) + torch.abs(_tensor(x.v) - _tensor(y.v)), e)
+        e = np.where(undetermined, np.maximum(x.e, y.e) + np.abs(x.v - y.v), e)
     return Bounded(z, e)
 
 
 def _sign(a):
     a = lift(a)
-    z = torch.sign(a.v)
+    z = np.sign(a.v)
     if _is_zero(a.e):
         return Bounded(z, 0.0)
-    return Bounded(z, torch.where((torch.abs(a.v) <= a.e) & (a.e > 0), 1.0 + torch.abs(z), 0.0))
+    return Bounded(z, np.where((np.abs(a.v) <= a.e) & np.greater(a.e, 0), 1.0 + np.abs(z), 0.0))
 
 
 def _like(f):
     def make(a, *args, **kwargs):
         kwargs.pop("dtype", None)
-        a = a.v if isinstance(a, Bounded) else a
+        a = a.v if isinstance(a, Bounded) else _array(a)
         args = tuple(float(x.v) if isinstance(x, Bounded) else x for x in args)
-        if f is torch.full_like:   # the fill value is an input in the dtype
-            return Bounded(f(a, args[0], dtype=torch.float64), conversion_error(float(args[0]), active().dtype))
-        return Bounded(f(a, *args, dtype=torch.float64), 0.0)
+        if f is np.full_like:   # the fill value is an input in the dtype
+            return Bounded(f(a, args[0], dtype=np.float64), conversion_error(float(args[0]), active().dtype))
+        return Bounded(f(a, *args, dtype=np.float64), 0.0)
     return make
 
 
 def _sum(a, dim=None, keepdim=False):
     a = lift(a)
+    v = _array(a.v)
     if dim is None:
-        z = a.v.sum()
-        n = a.v.numel()
-        e = _plus(torch.as_tensor(a.e).sum() if not _is_zero(a.e) else 0.0,
-                  max(n - 1, 0) * active().u * torch.abs(a.v).sum())
-        return Bounded(z, e)
-    z = a.v.sum(dim, keepdim=keepdim)
-    n = a.v.shape[dim]
-    err = a.error().sum(dim, keepdim=keepdim) if not _is_zero(a.e) else 0.0
-    return Bounded(z, _plus(err, max(n - 1, 0) * active().u * torch.abs(a.v).sum(dim, keepdim=keepdim)))
+        e = _plus(a.error().sum() if not _is_zero(a.e) else 0.0, max(v.size - 1, 0) * active().u * np.abs(v).sum())
+        return Bounded(v.sum(), e)
+    z = v.sum(axis=dim, keepdims=keepdim)
+    n = v.shape[dim]
+    err = a.error().sum(axis=dim, keepdims=keepdim) if not _is_zero(a.e) else 0.0
+    return Bounded(z, _plus(err, max(n - 1, 0) * active().u * np.abs(v).sum(axis=dim, keepdims=keepdim)))
 
 
 def _matmul(a, b):
     a, b = lift(a), lift(b)
     z = a.v @ b.v
-    n = a.v.shape[-1]
-    e = _plus(abs(a.v) @ _tensor(b.error()) if not _is_zero(b.e) else 0.0,
-              _tensor(a.error()) @ abs(b.v) if not _is_zero(a.e) else 0.0,
+    n = np.shape(a.v)[-1]
+    e = _plus(np.abs(a.v) @ b.error() if not _is_zero(b.e) else 0.0,
+              a.error() @ np.abs(b.v) if not _is_zero(a.e) else 0.0,
               a.error() @ b.error() if not (_is_zero(a.e) or _is_zero(b.e)) else 0.0,
-              n * active().u * (abs(a.v) @ abs(b.v)))
+              n * active().u * (np.abs(a.v) @ np.abs(b.v)))
     return Bounded(z, e)
 
 
 def _stack(xs, dim=0):
     xs = [lift(x) for x in xs]
-    return Bounded(torch.stack([_tensor(x.v) for x in xs], dim), torch.stack([x.error() for x in xs], dim))
+    return Bounded(np.stack([_array(x.v) for x in xs], dim), np.stack([x.error() for x in xs], dim))
 
 
 def _diag(a):
     a = lift(a)
-    return Bounded(torch.diag(a.v), torch.diag(a.error()))
+    return Bounded(np.diag(a.v), np.diag(a.error()))
 
 
 _sin_cos_slope = _bounded_by(1.0)
@@ -639,14 +642,14 @@ _HANDLERS = {
     torch.sqrt: _sqrt, torch.Tensor.sqrt: _sqrt, torch.rsqrt: _rsqrt,
     torch.abs: abs, torch.Tensor.abs: abs, torch.neg: lambda a: -a,
     torch.maximum: _maximum, torch.minimum: _minimum, torch.clamp: _clamp, torch.where: _where,
-    torch.sign: _sign, torch.zeros_like: _like(torch.zeros_like), torch.ones_like: _like(torch.ones_like),
-    torch.full_like: _like(torch.full_like), torch.Tensor.clone: lambda a: a.clone(),
-    torch.exp: _unary(torch.exp, lambda lo, hi: torch.exp(hi)),
-    torch.log: _unary(torch.log, lambda lo, hi: torch.where(lo > 0, 1.0 / lo, math.inf)),
-    torch.sin: _unary(torch.sin, _sin_cos_slope), torch.cos: _unary(torch.cos, _sin_cos_slope),
-    torch.tanh: _unary(torch.tanh, _bounded_by(1.0)),
-    torch.sigmoid: _unary(torch.sigmoid, _bounded_by(0.25)),
-    torch.cosh: _unary(torch.cosh, _maxabs(torch.sinh)), torch.sinh: _unary(torch.sinh, _maxabs(torch.cosh)),
+    torch.sign: _sign, torch.zeros_like: _like(np.zeros_like), torch.ones_like: _like(np.ones_like),
+    torch.full_like: _like(np.full_like), torch.Tensor.clone: lambda a: a.clone(),
+    torch.exp: _unary(np.exp, lambda lo, hi: np.exp(hi)),
+    torch.log: _unary(np.log, lambda lo, hi: np.where(lo > 0, 1.0 / lo, math.inf)),
+    torch.sin: _unary(np.sin, _sin_cos_slope), torch.cos: _unary(np.cos, _sin_cos_slope),
+    torch.tanh: _unary(np.tanh, _bounded_by(1.0)),
+    torch.sigmoid: _unary(lambda x: 1.0 / (1.0 + np.exp(-x)), _bounded_by(0.25)),
+    torch.cosh: _unary(np.cosh, _maxabs(np.sinh)), torch.sinh: _unary(np.sinh, _maxabs(np.cosh)),
     torch.sum: _sum, torch.dot: _matmul, torch.matmul: _matmul, torch.stack: _stack, torch.diag: _diag,
     torch.square: lambda a: a * a,
 }
@@ -681,9 +684,9 @@ def both_ways(call, r: Rounding, forced: dict | None = None, depth: int = 0):
 def _span(a, b):
     """a, with each Bounded value's bound widened to contain b's interval; None if their structure differs."""
     if isinstance(a, Bounded) and isinstance(b, Bounded):
-        if _is_zero(a.e) and _is_zero(b.e) and isinstance(a.v, float) and a.v == b.v:
+        if _is_zero(a.e) and _is_zero(b.e) and type(a.v) is float and type(b.v) is float and a.v == b.v:
             return a
-        gap = _abs(a.v - b.v)
+        gap = abs(a.v - b.v)
         return Bounded(a.v, _max_err(_plus(a.e, 0.0), _plus(b.e, gap)))
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b):
         parts = [_span(x, y) for x, y in zip(a, b)]

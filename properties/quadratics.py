@@ -206,7 +206,7 @@ class Surface:
         after it (``properties/error_bound.py``)."""
         with rounding(arithmetic(torch.float64)):
             out = fn(Bounded(torch.tensor(x, dtype=torch.float64)))
-        return out.v.numpy().astype(np.float64), out.error().numpy()
+        return np.asarray(out.v, dtype=np.float64), out.error()
 
     def value(self, x: np.ndarray) -> tuple[LD, float]:
         f, err = self._measured(self.problem.f, x)

@@ -74,13 +74,13 @@ def _held(x0: torch.Tensor, dtype: torch.dtype) -> Bounded:
 
 
 def _exact(b: Bounded) -> Bounded:
-    return Bounded(b.v.clone())
+    return Bounded(np.array(b.v, dtype=np.float64))
 
 
-def _largest(b) -> torch.Tensor:
+def _largest(b) -> np.ndarray:
     """|v| + e, elementwise: the largest magnitude within a Bounded value's bound (a tensor: its magnitude)."""
     b = lift(b)
-    return torch.abs(torch.as_tensor(b.v, dtype=torch.float64)) + b.error()
+    return np.abs(np.asarray(b.v, dtype=np.float64)) + b.error()
 
 
 def _sgd_step(problem, x: Bounded, state: dict, hp: dict, r: Rounding) -> tuple[Bounded, dict]:
@@ -91,7 +91,7 @@ def _sgd_step(problem, x: Bounded, state: dict, hp: dict, r: Rounding) -> tuple[
     with rounding(r):
         x_next, s_next = SGD.update(_exact(x), problem.grad(_exact(x)), {k: _exact(v) for k, v in state.items()}, **hp)
     n = x.v.shape[0]
-    eye, zero = torch.eye(n, dtype=torch.float64), torch.zeros(n, n, dtype=torch.float64)
+    eye, zero = np.eye(n), np.zeros((n, n))
     with rounding(EXACT):
         hessian = lift(problem.hessian(x))   # ∇²f over x ± e: row i, column j is ∂g_i/∂x_j
         columns = {"x": SGD.update(Bounded(eye), hessian, {k: Bounded(zero) for k in state}, **hp)}
@@ -139,7 +139,7 @@ def bounded_newton(problem, steps, dtype, eta: float = 1.0) -> Bounded:
             h = torch.diag(problem.hessian(x))      # f'' over x ± e
             g = problem.grad(_exact(x))
             moved = (_largest(1 - eta * (h / h)) * x.error()
-                     + eta * torch.abs(torch.as_tensor(g.v)) * (1 / h).error())
+                     + eta * np.abs(np.asarray(g.v, dtype=np.float64)) * (1 / h).error())
         x = Bounded(x_next.v, x_next.error() + moved)
     return x
 
@@ -165,7 +165,7 @@ def assert_printed(what: str, actual, printed, tol, labels) -> None:
 
 def _last(xs: list[Bounded]) -> np.ndarray:
     """The bound of the last iterate."""
-    return xs[-1].error().numpy()
+    return xs[-1].error()
 
 
 def _each(values: list[Bounded]) -> np.ndarray:
@@ -292,7 +292,7 @@ def _newton_x10(problem, dtype, step=newton_step):
 @functools.cache
 def _bound_newton(name, dtype):
     problem = {"cosh": problems.cosh(0.5), "x_cos": problems.x_cos()}[name]
-    return bounded_newton(problem, 10, dtype).error().numpy()
+    return bounded_newton(problem, 10, dtype).error()
 
 
 def _newton_tolerance(name) -> np.ndarray:

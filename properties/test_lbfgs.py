@@ -74,8 +74,8 @@ def expected_with_tolerance(problem, x0, hp, steps):
     with rounding(r):
         for _ in range(steps):
             x, state, info = lbfgs_step(x, _fg(problem), state, **hp)
-            xs.append(x.v.numpy().copy())
-            tol.append(x.error().numpy())
+            xs.append(np.array(x.v, dtype=np.float64))
+            tol.append(x.error())
             paths.append((info["evaluations"], tuple(info["kept"]), info["exit"]))
     if r.undecided:
         raise NotJudged(f"rounding could decide {len(r.undecided)} comparison(s) on the path {paths}")

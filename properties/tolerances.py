@@ -49,7 +49,7 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from properties.error_bound import U64, Bounded, Rounding, both_ways, conversion_error, rounding
+from properties.error_bound import ARRAY, U64, Bounded, Rounding, both_ways, conversion_error, rounding
 from reference.cancellation import watching
 from reference.declarations import Pair, Real
 from reference.sparse import Masked, as_sparse, masked
@@ -115,7 +115,7 @@ def hyperparameter(v, dtype: torch.dtype, fraction: bool = False):
         return tuple(hyperparameter(x, dtype, fraction) for x in v)
     if isinstance(v, bool) or not isinstance(v, float):
         return v
-    return Bounded(v, _hyperparameter_error(v, dtype, fraction))
+    return Bounded(float(v), _hyperparameter_error(v, dtype, fraction))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -131,25 +131,25 @@ def _complement_error(v: float, dtype: torch.dtype) -> float:
     return float(abs(Fraction(rounded) - exact)) if math.isfinite(rounded) else math.inf
 
 
-def _underflow(x: torch.Tensor, c: float, dtype: torch.dtype):
+def _underflow(x: np.ndarray, c: float, dtype: torch.dtype) -> np.ndarray:
     """The bound an input carries because an implementation may form c·x first: where c·x is below the smallest
     normal number, η/c (at most |x|: rounding never crosses zero); elsewhere nothing beyond the rounding of c·x."""
-    a = torch.abs(x)
+    a = np.abs(x)
     limit = torch.finfo(dtype).tiny / c if c > 0 else math.inf
-    return torch.where((a < limit) & (a > 0), torch.clamp(a, max=subnormal_spacing(dtype) / c), 0.0)
+    return np.where((a < limit) & (a > 0), np.minimum(a, subnormal_spacing(dtype) / c), 0.0)
 
 
-def _abs(b: Bounded) -> torch.Tensor:
-    return torch.abs(torch.as_tensor(b.v, dtype=torch.float64))
+def _abs(b: Bounded) -> np.ndarray:
+    return np.abs(np.asarray(b.v, dtype=np.float64))
 
 
 def _declared_state_terms(r: Rounding, before: dict, after: dict) -> dict:
     out = {}
     for k, s in after.items():
-        if isinstance(s, Bounded) and isinstance(s.v, torch.Tensor) and s.v.is_floating_point() and s.v.ndim >= 0:
+        if isinstance(s, Bounded) and isinstance(s.v, ARRAY):
             prev = before.get(k)
             scale = _abs(s) + (_abs(prev) if isinstance(prev, Bounded) else 0.0)
-            term = torch.where(s.v == 0, 0.0, STATE_FORM_ROUNDINGS * r.u * scale)
+            term = np.where(s.v == 0, 0.0, STATE_FORM_ROUNDINGS * r.u * scale)
             s = Bounded(s.v, s.e + term)
         out[k] = s
     return out
@@ -159,8 +159,8 @@ def _sparse_gradient(g, r: Rounding, c: float, dtype: torch.dtype) -> Masked:
     """A sparse gradient as the rule sees it, bounded: entries at the same index added in the dtype in any order
     (n entries: (n − 1) u Σ|values|), beside the underflow term of a dense gradient."""
     g = as_sparse(g)
-    dense = torch.tensor(g.dense(), dtype=torch.float64)
-    adding = r.u * torch.tensor(np.maximum(g.entries() - 1, 0) * g.magnitude(), dtype=torch.float64)
+    dense = np.asarray(g.dense(), dtype=np.float64)
+    adding = r.u * np.maximum(g.entries() - 1, 0) * g.magnitude()
     return masked(g, Bounded(dense, _underflow(dense, c, dtype) + adding))
 
 
@@ -177,8 +177,8 @@ def _blocks(case: Case) -> list[list[int]]:
     return list(blocks.values())
 
 
-def _joined(arrays) -> torch.Tensor:
-    return torch.cat([torch.tensor(np.asarray(a, dtype=np.float64)).reshape(-1) for a in arrays])
+def _joined(arrays) -> np.ndarray:
+    return np.concatenate([np.asarray(a, dtype=np.float64).reshape(-1) for a in arrays])
 
 
 def error_bounds(case: Case) -> dict:
@@ -191,8 +191,8 @@ def error_bounds(case: Case) -> dict:
     def observe(a, b, difference):
         if not isinstance(difference, Bounded):
             return
-        width = torch.as_tensor(difference.e, dtype=torch.float64)
-        if bool(((torch.abs(torch.as_tensor(difference.v)) <= width) & (width > 0)).any()):
+        width = np.asarray(difference.e, dtype=np.float64)
+        if bool(((np.abs(difference.v) <= width) & (width > 0)).any()):
             cancelled.append(True)
 
     fractions = _fractions(case.rule)
@@ -200,7 +200,7 @@ def error_bounds(case: Case) -> dict:
     single = [len(b) == 1 for b in blocks]
     params = []
     for b in blocks:
-        t = torch.tensor(case.params[b[0]], dtype=torch.float64) if len(b) == 1 else _joined(case.params[i] for i in b)
+        t = np.array(case.params[b[0]], dtype=np.float64) if len(b) == 1 else _joined(case.params[i] for i in b)
         params.append(Bounded(t, _underflow(t, c, case.dtype)))
     states: list[dict] = [{} for _ in params]
     rows, undetermined_from = [], None
@@ -216,11 +216,11 @@ def error_bounds(case: Case) -> dict:
                 if case.rule.sparse_gradients:
                     g = _sparse_gradient(grads[b[0]], r, c, case.dtype)
                 else:
-                    gt = torch.tensor(grads[b[0]], dtype=torch.float64) if single[k] else _joined(grads[i] for i in b)
+                    gt = np.array(grads[b[0]], dtype=np.float64) if single[k] else _joined(grads[i] for i in b)
                     g = Bounded(gt, _underflow(gt, c, case.dtype))
                 θ, state = both_ways(lambda: case.rule.update(θ, g, states[k], **hp), r)
-                θ = Bounded(torch.as_tensor(θ.v, dtype=torch.float64), θ.error())
-                writes = (THETA_WRITES - 1) * r.u * torch.maximum(_abs(before), _abs(θ))
+                θ = Bounded(np.asarray(θ.v, dtype=np.float64), θ.error())
+                writes = (THETA_WRITES - 1) * r.u * np.maximum(_abs(before), _abs(θ))
                 params[k] = Bounded(θ.v, θ.e + writes)
                 states[k] = _declared_state_terms(r, states[k], state)
             if r.undetermined and undetermined_from is None:
@@ -230,9 +230,9 @@ def error_bounds(case: Case) -> dict:
     for row in rows:
         out = [None] * len(case.params)
         for k, b in enumerate(blocks):
-            pieces = row[k].reshape(-1).split([int(np.asarray(case.params[i]).size) for i in b])
+            pieces = np.split(row[k].reshape(-1), np.cumsum([np.size(case.params[i]) for i in b])[:-1])
             for i, piece in zip(b, pieces, strict=True):
-                out[i] = piece.reshape(np.shape(case.params[i])).numpy()
+                out[i] = piece.reshape(np.shape(case.params[i]))
         bounds.append(out)
     return {"bounds": bounds, "overflow": r.overflow, "undetermined_sign": bool(cancelled),
             "undetermined_from": undetermined_from}
