@@ -87,9 +87,35 @@ REGIMES = st.sampled_from(["normal"] * 6 + ["subnormal", "near overflow"])
 # Strategies drawn from in every case are built once (a strategy is validated when first drawn from).
 SPREADS = st.sampled_from([0.0, 1.0, 4.0])                  # decades a tensor's magnitudes spread over
 ZERO_FRACTIONS = st.sampled_from([0.0, 0.0, 0.3, 1.0])      # the fraction of a tensor's elements that are 0
-# a scheduler's change of lr: none, halving, a tenth, doubling, and factors between, over 0.01..3 (products of them
-# over the steps reach any learning rate; one sampled draw per step costs a fifth of a union with floats)
-LR_FACTORS = st.sampled_from([1.0, 1.0, 0.5, 0.1, 2.0, 0.01, 0.03, 0.3, 0.7, 0.9, 1.1, 1.5, 3.0])
+# a scheduler's change of lr at a step: none, halving, a tenth, doubling, and factors between, over 0.01..3 (products
+# of them over the steps reach any learning rate); a case's schedule is constant (what shrinking goes to) or drawn
+# from a seed, a factor per step
+LR_FACTORS = (1.0, 1.0, 0.5, 0.1, 2.0, 0.01, 0.03, 0.3, 0.7, 0.9, 1.1, 1.5, 3.0)
+SEEDS = st.integers(0, 2**32 - 1)
+_SCHEDULED = st.booleans()
+_BOOLEANS = st.booleans()
+
+
+@functools.lru_cache(maxsize=None)
+def _integers(lo: int, hi: int) -> st.SearchStrategy[int]:
+    return st.integers(lo, hi)
+
+
+@functools.lru_cache(maxsize=None)
+def _exponents(lo: float, hi: float) -> st.SearchStrategy[float]:
+    """A decimal exponent in [log10 lo, log10 hi]."""
+    return st.floats(math.log10(lo), math.log10(hi))
+
+
+@functools.lru_cache(maxsize=None)
+def _cuts(n: int, k: int) -> st.SearchStrategy[list[int]]:
+    """k distinct places to cut n parameters into k + 1 groups."""
+    return st.lists(st.integers(1, n - 1), min_size=k, max_size=k, unique=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _orders(n: int) -> st.SearchStrategy[list[int]]:
+    return st.permutations(range(n))
 
 
 @functools.lru_cache(maxsize=None)
@@ -102,10 +128,10 @@ def _shapes(ndims: tuple[int, ...] | None) -> st.SearchStrategy:
 def tensor(draw, shape: tuple, lo: float, hi: float, zeros: bool = True) -> np.ndarray:
     """Elements of magnitude in [lo, hi] around a drawn centre, random signs, some exact zeros."""
     n = int(np.prod(shape)) if shape else 1
-    centre = draw(st.floats(math.log10(lo), math.log10(hi)))
+    centre = draw(_exponents(lo, hi))
     spread = draw(SPREADS)
     zero_fraction = draw(ZERO_FRACTIONS) if zeros else 0.0
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    rng = np.random.default_rng(draw(SEEDS))
     exps = np.clip(centre + spread * rng.uniform(-1, 1, n), math.log10(lo), math.log10(hi))
     values = np.where(rng.random(n) < 0.5, -1.0, 1.0) * 10.0**exps
     values[rng.random(n) < zero_fraction] = 0.0
@@ -122,10 +148,10 @@ def gradient_rows(draw, shapes: list[tuple], lo: float, hi: float, steps: int, d
                   sparse: bool = False) -> list[list]:
     """Per step, a gradient per parameter (None: none this step). Each parameter draws its magnitudes once — a
     centre in [lo, hi], a spread of 0, 1 or 4 decades, a fraction of exact zeros — and whether it is intermittent
-    (``INTERMITTENT``); each step draws one seed, from which every parameter's values, an intermittent one's absence
-    (``ABSENT``) and an all-zero gradient (``ALL_ZERO``) follow: a few draws a step rather than a few per tensor, so
-    that generating a case costs little beside judging it, while shrinking still reduces steps, parameters and
-    magnitudes. Parameters of one group that always have a gradient are judged as one run (``tolerances._blocks``),
+    (``INTERMITTENT``); one seed then gives every step's values in turn, an intermittent parameter's absence
+    (``ABSENT``) and an all-zero gradient (``ALL_ZERO``): a few draws a case rather than a few per tensor, so that
+    generating a case costs little beside judging it, while shrinking still reduces steps (the first k steps are the
+    same whatever the number of steps), parameters and magnitudes. Parameters of one group that always have a gradient are judged as one run (``tolerances._blocks``),
     which absences at random steps in every parameter would split.
 
     ``sparse``: each gradient is a ``SparseGrad`` over the first ``sparse_dim`` dimensions (drawn per parameter,
@@ -133,14 +159,14 @@ def gradient_rows(draw, shapes: list[tuple], lo: float, hi: float, steps: int, d
     repetition: repeated indices, absent ones, none at all and every one."""
     magnitudes = []
     for s in shapes:
-        centre = draw(st.floats(math.log10(lo), math.log10(hi)))
+        centre = draw(_exponents(lo, hi))
         spread = draw(SPREADS)
         zero_fraction = draw(ZERO_FRACTIONS)
-        sparse_dim = draw(st.integers(0, len(s))) if sparse else None
+        sparse_dim = draw(_integers(0, len(s))) if sparse else None
         magnitudes.append((centre, spread, zero_fraction, draw(_INTERMITTENT), sparse_dim))
     rows = []
+    rng = np.random.default_rng(draw(SEEDS))
     for _ in range(steps):
-        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
         row = []
         for s, (centre, spread, zero_fraction, intermittent, sparse_dim) in zip(shapes, magnitudes, strict=True):
             absent, all_zero = intermittent and rng.random() < ABSENT, rng.random() < ALL_ZERO
@@ -180,10 +206,10 @@ def cases(draw, subject, dtype: torch.dtype = torch.float64, max_steps: int = MA
     """A trajectory case for ``subject``'s rule, using only the API features ``subject`` has; with
     ``min_groups`` > 1, that many groups at least, each with its own hyperparameters."""
     rule, caps = subject.rule, subject.caps
-    n = draw(st.integers(max(1, min_groups), 4))
+    n = draw(_integers(max(1, min_groups), 4))
     shapes = []
     for _ in range(n):
-        repeat = shapes and draw(st.booleans())
+        repeat = shapes and draw(_BOOLEANS)
         shapes.append(shapes[-1] if repeat else draw(_shapes(rule.ndims)))
     regimes = magnitude_regimes(dtype)
     param_regime, grad_regime = draw(REGIMES), draw(REGIMES)
@@ -191,24 +217,23 @@ def cases(draw, subject, dtype: torch.dtype = torch.float64, max_steps: int = MA
     p_lo, p_hi = (1e-3, min(1e3, regimes["normal"][1])) if param_regime == "normal" else regimes[param_regime]
     params = [representable(draw(tensor(s, p_lo, p_hi)), dtype) for s in shapes]
 
-    n_groups = draw(st.integers(min_groups, n)) if caps.param_groups else 1
-    order = draw(st.permutations(range(n))) if n_groups > 1 else list(range(n))
-    cuts = sorted(draw(st.lists(st.integers(1, n - 1), min_size=n_groups - 1, max_size=n_groups - 1,
-                                unique=True))) if n_groups > 1 else []
+    n_groups = draw(_integers(min_groups, n)) if caps.param_groups else 1
+    order = draw(_orders(n)) if n_groups > 1 else list(range(n))
+    cuts = sorted(draw(_cuts(n, n_groups - 1))) if n_groups > 1 else []
     bounds = [0, *cuts, n]
     groups = []
     for k in range(n_groups):
         indices = tuple(sorted(order[bounds[k]:bounds[k + 1]]))
-        inherits = k > 0 and min_groups == 1 and draw(st.booleans())
+        inherits = k > 0 and min_groups == 1 and draw(_BOOLEANS)
         hp = dict(groups[0].hp) if inherits else draw(hyperparameters(rule, caps.accepted))
         groups.append(Group(indices, hp, inherits))
 
-    steps = draw(st.integers(1, max_steps))
+    steps = draw(_integers(1, max_steps))
     grads = gradient_rows(draw, shapes, lo, hi, steps, dtype, rule.sparse_gradients)
 
-    scheduled = caps.param_groups and "lr" in caps.accepted and rule.hyper("lr").scheduled
-    factors = [1.0] + [draw(LR_FACTORS)
-                       if scheduled else 1.0 for _ in range(steps - 1)]
+    scheduled = caps.param_groups and "lr" in caps.accepted and rule.hyper("lr").scheduled and draw(_SCHEDULED)
+    drawn = np.random.default_rng(draw(SEEDS)).choice(LR_FACTORS, steps - 1) if scheduled else np.ones(steps - 1)
+    factors = [1.0, *(float(f) for f in drawn)]
     lrs, f = [], 1.0
     for factor in factors:
         f *= factor
