@@ -226,6 +226,10 @@ def error_bounds(case: Case) -> dict:
             if r.undetermined and undetermined_from is None:
                 undetermined_from = step
             rows.append([p.error() for p in params])
+            if undetermined_from is not None or r.overflow or cancelled:
+                # the rest is judged for finiteness only (or not judged): no bound to compute
+                rows += [[np.full(p.shape, np.inf) for p in params] for _ in range(len(case.grads) - len(rows))]
+                break
     bounds = []
     for row in rows:
         out = [None] * len(case.params)
