@@ -455,8 +455,9 @@ class RMSpropMomentumLrInBuffer(_RMSprop):
 
 
 # ---- Adagrad -------------------------------------------------------------------------------------------------------
-class AdagradLrDecayUsesT(_AdagradFamily):
-    """Bug: decays the learning rate as γ / (1 + t η) instead of γ / (1 + (t − 1) η)."""
+class _Adagrad(_AdagradFamily):
+    """Adagrad as torch.optim.Adagrad documents it, one parameter at a time; the accumulator's start and the decayed
+    learning rate are methods that one bug below rewrites."""
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -469,45 +470,40 @@ class AdagradLrDecayUsesT(_AdagradFamily):
                 state = self.state[p]
                 if not state:
                     state["step"] = 0
-                    state["sum"] = torch.full_like(p, group["initial_accumulator_value"])
+                    state["sum"] = self._initial_sum(p, group)
                 state["step"] += 1
                 if group["weight_decay"] != 0:
                     g = g.add(p, alpha=group["weight_decay"])
-                clr = group["lr"] / (1 + state["step"] * group["lr_decay"])   # BUG: should be (step − 1)
+                clr = self._decayed_lr(group, state["step"])
                 state["sum"].addcmul_(g, g, value=1)
                 std = state["sum"].sqrt().add_(group["eps"])
                 p.addcdiv_(g, std, value=-clr)
         return loss
 
+    def _initial_sum(self, p, group):
+        return torch.full_like(p, group["initial_accumulator_value"])
 
-class AdagradIgnoresInitialAccumulator(_AdagradFamily):
-    """Bug: starts the accumulator at zero whatever ``initial_accumulator_value`` says."""
+    def _decayed_lr(self, group, t):
+        return group["lr"] / (1 + (t - 1) * group["lr_decay"])
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["sum"] = torch.zeros_like(p)               # BUG: should start at τ
-                state["step"] += 1
-                if group["weight_decay"] != 0:
-                    g = g.add(p, alpha=group["weight_decay"])
-                clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
-                state["sum"].addcmul_(g, g, value=1)
-                std = state["sum"].sqrt().add_(group["eps"])
-                p.addcdiv_(g, std, value=-clr)
-        return loss
+
+class AdagradLrDecayUsesT(_Adagrad):
+    """Decays the learning rate as γ / (1 + t η) instead of γ / (1 + (t − 1) η)."""
+
+    def _decayed_lr(self, group, t):
+        return group["lr"] / (1 + t * group["lr_decay"])
+
+
+class AdagradIgnoresInitialAccumulator(_Adagrad):
+    """Starts the accumulator at zero whatever ``initial_accumulator_value`` says."""
+
+    def _initial_sum(self, p, group):
+        return torch.zeros_like(p)
 
 
 # ---- Adadelta ------------------------------------------------------------------------------------------------------
-class AdadeltaStaleSquareAvg(Optimizer):
-    """Bug: computes Δx before updating the squared-gradient average, i.e. with v_{t−1} instead of v_t."""
+class _Adadelta(Optimizer):
+    """Adadelta as torch.optim.Adadelta documents it, one parameter at a time; Δx is a method a bug rewrites."""
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, maximize=False):
         _nonnegative(lr=lr, eps=eps, weight_decay=weight_decay)
@@ -531,17 +527,30 @@ class AdadeltaStaleSquareAvg(Optimizer):
                 if group["weight_decay"] != 0:
                     g = g.add(p, alpha=group["weight_decay"])
                 sq, acc = state["square_avg"], state["acc_delta"]
-                std = sq.add(eps).sqrt_()                             # BUG: before sq is updated with g
-                delta = acc.add(eps).sqrt_().div_(std).mul_(g)
-                sq.mul_(rho).addcmul_(g, g, value=1 - rho)
+                delta = self._delta(sq, acc, g, rho, eps)
                 acc.mul_(rho).addcmul_(delta, delta, value=1 - rho)
                 p.add_(delta, alpha=-group["lr"])
         return loss
 
+    def _delta(self, sq, acc, g, rho, eps):
+        """v_t = ρ v_{t−1} + (1 − ρ) g² (in place), then Δx = √(u_{t−1} + ε) / √(v_t + ε) · g."""
+        sq.mul_(rho).addcmul_(g, g, value=1 - rho)
+        return acc.add(eps).sqrt_().div_(sq.add(eps).sqrt_()).mul_(g)
+
+
+class AdadeltaStaleSquareAvg(_Adadelta):
+    """Computes Δx before updating the squared-gradient average, i.e. with v_{t−1} instead of v_t."""
+
+    def _delta(self, sq, acc, g, rho, eps):
+        delta = acc.add(eps).sqrt_().div_(sq.add(eps).sqrt_()).mul_(g)
+        sq.mul_(rho).addcmul_(g, g, value=1 - rho)
+        return delta
+
 
 # ---- Adamax --------------------------------------------------------------------------------------------------------
-class AdamaxNoEps(Optimizer):
-    """Bug: u_t = max(β2 u_{t−1}, |g|) without ε (0/0 where a gradient element is zero from the start)."""
+class _Adamax(Optimizer):
+    """Adamax as torch.optim.Adamax documents it, one parameter at a time; the infinity norm is a method a bug
+    rewrites."""
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False):
         _nonnegative(lr=lr, eps=eps, weight_decay=weight_decay)
@@ -567,22 +576,33 @@ class AdamaxNoEps(Optimizer):
                     g = g.add(p, alpha=group["weight_decay"])
                 m, u = state["exp_avg"], state["exp_inf"]
                 m.mul_(beta1).add_(g, alpha=1 - beta1)
-                torch.maximum(u.mul_(beta2), g.abs(), out=u)        # BUG: |g| + ε
+                self._infinity_norm(u, g, beta2, group["eps"])
                 clr = group["lr"] / (1 - beta1 ** state["step"])
                 p.addcdiv_(m, u, value=-clr)
         return loss
 
+    def _infinity_norm(self, u, g, beta2, eps):
+        """u_t = max(β2 u_{t−1}, |g| + ε), in place."""
+        torch.maximum(u.mul_(beta2), g.abs().add_(eps), out=u)
+
+
+class AdamaxNoEps(_Adamax):
+    """u_t = max(β2 u_{t−1}, |g|) without ε (0/0 where a gradient element is zero from the start)."""
+
+    def _infinity_norm(self, u, g, beta2, eps):
+        torch.maximum(u.mul_(beta2), g.abs(), out=u)
+
 
 # ---- NAdam ---------------------------------------------------------------------------------------------------------
-class NAdamUsesMuT(_NAdamFamily):
-    """Bug: computes the next momentum coefficient with t instead of t + 1 (μ_{t+1} := μ_t, a copy-paste slip)."""
+class _NAdam(_NAdamFamily):
+    """NAdam as torch.optim.NAdam documents it, one parameter at a time; the momentum coefficients μ_t, μ_{t+1}
+    are a method a bug rewrites."""
 
     @torch.no_grad()
     def step(self, closure=None):
         loss = _loss(closure)
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
-            psi = group["momentum_decay"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -600,8 +620,7 @@ class NAdamUsesMuT(_NAdamFamily):
                         p.mul_(1 - group["lr"] * group["weight_decay"])
                     else:
                         g = g.add(p, alpha=group["weight_decay"])
-                mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * psi))
-                mu_next = beta1 * (1.0 - 0.5 * 0.96 ** (t * psi))      # BUG: should be (t + 1) * psi
+                mu, mu_next = self._momentum_coefficients(beta1, group["momentum_decay"], t)
                 state["mu_product"] *= mu
                 mu_product = state["mu_product"]
                 m, v = state["exp_avg"], state["exp_avg_sq"]
@@ -612,10 +631,22 @@ class NAdamUsesMuT(_NAdamFamily):
                 p.addcdiv_(m, denom, value=-group["lr"] * mu_next / (1 - mu_product * mu_next))
         return loss
 
+    def _momentum_coefficients(self, beta1, psi, t):
+        """μ_t = β1 (1 − ½ 0.96^{tψ}) and μ_{t+1}."""
+        return beta1 * (1.0 - 0.5 * 0.96 ** (t * psi)), beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
+
+
+class NAdamUsesMuT(_NAdam):
+    """Computes the next momentum coefficient with t instead of t + 1 (μ_{t+1} := μ_t, a copy-paste slip)."""
+
+    def _momentum_coefficients(self, beta1, psi, t):
+        return beta1 * (1.0 - 0.5 * 0.96 ** (t * psi)), beta1 * (1.0 - 0.5 * 0.96 ** (t * psi))
+
 
 # ---- RAdam ---------------------------------------------------------------------------------------------------------
-class RAdamThreshold4(_RAdamFamily):
-    """Bug: rectifies once ρ_t > 4 instead of ρ_t > 5 (with β2 = 0.999, ρ_5 ≈ 4.99: step 5 is rectified)."""
+class _RAdam(_RAdamFamily):
+    """RAdam as torch.optim.RAdam documents it, one parameter at a time; when to rectify is a method a bug
+    rewrites."""
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -645,7 +676,7 @@ class RAdamThreshold4(_RAdamFamily):
                 m_hat = m / bc1
                 rho_inf = 2 / (1 - beta2) - 1
                 rho_t = rho_inf - 2 * t * beta2 ** t / bc2
-                if rho_t > 4:                                         # BUG: the threshold is 5
+                if self._rectified(rho_t):
                     rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
                     adaptive = math.sqrt(bc2) / v.sqrt().add_(group["eps"])
                     p.add_(m_hat * adaptive * rect, alpha=-group["lr"])
@@ -653,10 +684,21 @@ class RAdamThreshold4(_RAdamFamily):
                     p.add_(m_hat, alpha=-group["lr"])
         return loss
 
+    def _rectified(self, rho_t):
+        return rho_t > 5
+
+
+class RAdamThreshold4(_RAdam):
+    """Rectifies once ρ_t > 4 instead of ρ_t > 5 (with β2 = 0.999, ρ_5 ≈ 4.99: step 5 is rectified)."""
+
+    def _rectified(self, rho_t):
+        return rho_t > 4
+
 
 # ---- Rprop ---------------------------------------------------------------------------------------------------------
-class RpropKeepsGradOnSignChange(Optimizer):
-    """Bug: on a sign change it shrinks the step size but still steps, and remembers g (should set g ← 0)."""
+class _Rprop(Optimizer):
+    """Rprop as torch.optim.Rprop documents it, one parameter at a time; the gradient a step moves along on a sign
+    change, and the one it remembers, are methods that one bug below rewrites."""
 
     def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0), *, maximize=False):
         _nonnegative(lr=lr)
@@ -682,50 +724,39 @@ class RpropKeepsGradOnSignChange(Optimizer):
                 size = state["step_size"]
                 size.copy_(torch.where(agree > 0, (size * eta_plus).clamp(max=step_max),
                                        torch.where(agree < 0, (size * eta_minus).clamp(min=step_min), size)))
-                # BUG: missing g = torch.where(agree < 0, 0, g)
-                p.addcmul_(g.sign(), size, value=-1)
-                state["prev"].copy_(g)
-        return loss
-
-
-class RpropRemembersUnzeroedGrad(Optimizer):
-    """Bug: on a sign change it skips the step (g ← 0) but remembers the un-zeroed g as g_prev, so the NEXT step
-    compares against it (g_prev·g ≠ 0) and grows or shrinks η where the rule, with g_prev = 0, keeps it.
-    Differs only on the step after a sign change."""
-
-    def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0), *, maximize=False):
-        _nonnegative(lr=lr)
-        if not 0.0 < etas[0] < 1.0 < etas[1]:
-            raise ValueError(f"Invalid eta values: {etas[0]}, {etas[1]}")
-        super().__init__(params, dict(lr=lr, etas=etas, step_sizes=step_sizes, maximize=maximize))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            eta_minus, eta_plus = group["etas"]
-            step_min, step_max = group["step_sizes"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state["prev"] = torch.zeros_like(p)
-                    state["step_size"] = torch.full_like(p, group["lr"])
-                agree = g * state["prev"]
-                size = state["step_size"]
-                size.copy_(torch.where(agree > 0, (size * eta_plus).clamp(max=step_max),
-                                       torch.where(agree < 0, (size * eta_minus).clamp(min=step_min), size)))
-                step_g = torch.where(agree < 0, torch.zeros_like(g), g)
+                step_g = self._stepped(g, agree)
                 p.addcmul_(step_g.sign(), size, value=-1)
-                state["prev"].copy_(g)                                # BUG: should remember step_g
+                state["prev"].copy_(self._remembered(g, step_g))
         return loss
+
+    def _stepped(self, g, agree):
+        """g ← 0 where the sign changed: no step there."""
+        return torch.where(agree < 0, torch.zeros_like(g), g)
+
+    def _remembered(self, g, step_g):
+        return step_g
+
+
+class RpropKeepsGradOnSignChange(_Rprop):
+    """On a sign change it shrinks the step size but still steps, and remembers g (should set g ← 0)."""
+
+    def _stepped(self, g, agree):
+        return g
+
+
+class RpropRemembersUnzeroedGrad(_Rprop):
+    """On a sign change it skips the step (g ← 0) but remembers the un-zeroed g as g_prev, so the NEXT step compares
+    against it (g_prev·g ≠ 0) and grows or shrinks η where the rule, with g_prev = 0, keeps it. Differs only on the
+    step after a sign change."""
+
+    def _remembered(self, g, step_g):
+        return g
 
 
 # ---- ASGD ----------------------------------------------------------------------------------------------------------
-class ASGDEtaOneStepEarly(Optimizer):
-    """Bug: updates the step size η before the step that should use the old one, so step t uses η_{t+1}."""
+class _ASGD(Optimizer):
+    """ASGD as torch.optim.ASGD documents it, one parameter at a time; the step size a step uses is a method a bug
+    rewrites."""
 
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, *, maximize=False):
         _nonnegative(lr=lr, weight_decay=weight_decay)
@@ -736,7 +767,7 @@ class ASGDEtaOneStepEarly(Optimizer):
     def step(self, closure=None):
         loss = _loss(closure)
         for group in self.param_groups:
-            lr, lambd = group["lr"], group["lambd"]
+            lambd = group["lambd"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -744,13 +775,12 @@ class ASGDEtaOneStepEarly(Optimizer):
                 state = self.state[p]
                 if not state:
                     state["step"] = 0
-                    state["eta"] = lr
+                    state["eta"] = group["lr"]
                     state["mu"] = 1.0
                     state["ax"] = torch.zeros_like(p)
                 state["step"] += 1
                 t = state["step"]
-                state["eta"] = lr / (1 + lambd * lr * t) ** group["alpha"]   # BUG: belongs after the step
-                eta, mu = state["eta"], state["mu"]
+                eta, mu = self._step_size(state, group, t), state["mu"]
                 if group["weight_decay"] != 0:
                     g = g.add(p, alpha=group["weight_decay"])
                 p.mul_(1 - lambd * eta).add_(g, alpha=-eta)
@@ -758,14 +788,29 @@ class ASGDEtaOneStepEarly(Optimizer):
                     state["ax"].copy_(p)
                 else:
                     state["ax"].add_(p.sub(state["ax"]).mul_(mu))
+                state["eta"] = self._next_step_size(group, t)
                 state["mu"] = 1 / max(1, t - group["t0"])
         return loss
 
+    def _step_size(self, state, group, t):
+        """η_t: the step size the previous step left."""
+        return state["eta"]
+
+    def _next_step_size(self, group, t):
+        """η_{t+1} = γ / (1 + λ γ t)^α."""
+        return group["lr"] / (1 + group["lambd"] * group["lr"] * t) ** group["alpha"]
+
+
+class ASGDEtaOneStepEarly(_ASGD):
+    """Updates the step size η before the step that should use the old one, so step t uses η_{t+1}."""
+
+    def _step_size(self, state, group, t):
+        return self._next_step_size(group, t)
+
 
 # ---- the textbook's momentum -----------------------------------------------------------------------------------------
-class BookMomentumTorchForm(Optimizer):
-    """Bug: the book's momentum written in torch's form v = m v + g, x ← x − γ v: the same as v = m v + γ g,
-    x ← x − v only while γ stays constant."""
+class BookMomentum(Optimizer):
+    """The book's momentum as written: v = m v + γ g, x ← x − v (state per parameter, γ read each step)."""
 
     def __init__(self, params, lr=0.5, momentum=0.1):
         _nonnegative(lr=lr, momentum=momentum)
@@ -776,15 +821,25 @@ class BookMomentumTorchForm(Optimizer):
         loss = _loss(closure)
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if "v" not in state:
-                    state["v"] = torch.zeros_like(p)
-                v = state["v"]
-                v.mul_(group["momentum"]).add_(p.grad)                # BUG: should add lr·g ...
-                p.add_(v, alpha=-group["lr"])                         # ... and step by v alone
+                if p.grad is not None:
+                    self.state[p]["v"] = self._move(p, self.state[p].get("v"), group)
         return loss
+
+    def _move(self, p, v, group):
+        """v ← m v + γ g (γ g at first), x ← x − v; the new v."""
+        v = group["lr"] * p.grad if v is None else group["momentum"] * v + group["lr"] * p.grad
+        p.sub_(v)
+        return v
+
+
+class BookMomentumTorchForm(BookMomentum):
+    """The book's momentum written in torch's form v = m v + g, x ← x − γ v: the same as v = m v + γ g, x ← x − v
+    only while γ stays constant."""
+
+    def _move(self, p, v, group):
+        v = p.grad.clone() if v is None else group["momentum"] * v + p.grad
+        p.sub_(group["lr"] * v)
+        return v
 
 
 # =====================================================================================================================
@@ -964,27 +1019,6 @@ class RMSpropAddcmul(_RMSpropFamily):
                     p.add_(buf, alpha=-group["lr"])
                 else:
                     p.copy_(torch.addcdiv(p, g, denom, value=-group["lr"]))
-        return loss
-
-
-class BookMomentum(Optimizer):
-    """The book's momentum as written: v = m v + γ g, x ← x − v (state per parameter, γ read each step)."""
-
-    def __init__(self, params, lr=0.5, momentum=0.1):
-        _nonnegative(lr=lr, momentum=momentum)
-        super().__init__(params, dict(lr=lr, momentum=momentum))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                v = state.get("v")
-                state["v"] = v = group["lr"] * p.grad if v is None else group["momentum"] * v + group["lr"] * p.grad
-                p.sub_(v)
         return loss
 
 
@@ -1506,6 +1540,13 @@ CORRECT = [
     ("_AdamW", "adamw", "the base of the AdamW bugs: _Adam with the decay always decoupled"),
     ("_SGD", "sgd", "the base of the SGD bugs: out-of-place direction, in-place buffer"),
     ("_RMSprop", "rmsprop", "the base of the RMSprop bugs: addcmul/addcdiv, centered variance out of place"),
+    ("_Adagrad", "adagrad", "the base of the Adagrad bugs: in-place accumulator, addcdiv"),
+    ("_Adadelta", "adadelta", "the base of the Adadelta bug: in-place averages, Δx from √(u + ε)/√(v + ε)"),
+    ("_Adamax", "adamax", "the base of the Adamax bug: maximum(β2 u, |g| + ε) in place"),
+    ("_NAdam", "nadam", "the base of the NAdam bug: two addcdiv steps, μ product kept as a float"),
+    ("_RAdam", "radam", "the base of the RAdam bug: the ρ_t > 5 branch in Python, math.sqrt rectification"),
+    ("_Rprop", "rprop", "the base of the Rprop bugs: torch.where step sizes, sign times step size"),
+    ("_ASGD", "asgd", "the base of the ASGD bug: η and μ as floats, the average updated in place"),
     ("_SparseAdam", "sparse_adam", "entries coalesced, gathered, updated and scattered back"),
     ("SparseAdamMasked", "sparse_adam", "dense masked arithmetic: torch.where, lerp, addcdiv"),
     ("_Muon", "muon", "the tall matrix transposed, the Gram matrix X Xᵀ on the left, in-place buffer"),
