@@ -78,8 +78,8 @@ def passes_subnormals(case: Case) -> bool:
     """Whether the exact reference run of ``case`` forms a number that is subnormal in its order or in another one
     (θ, state or an intermediate): where XLA, which flushes subnormal results to zero too, parts from IEEE
     arithmetic. Another order applies a hyperparameter factor f earlier or later — optax's adagrad forms
-    g·(1/√v) and then ·γ where the reference forms γ·g first (false-alarm seed 15: γ = 15.4, g = −3.2e-308, a
-    normal number, and g/√v = 1.9e-308 is not) — so the margin is the largest f or 1/f (γ, λ, β, 1 − β)."""
+    g·(1/√v) and then ·γ where the reference forms γ·g first (γ = 15.4, g = −3.2e-308, a normal number, and
+    g/√v = 1.9e-308 is not) — so the margin is the largest f or 1/f (γ, λ, β, 1 − β)."""
     factors = [*(f for g in case.groups for f in hyper_factors(case.rule, g.hp)),
                *(abs(lr) for row in case.lrs for lr in row if lr)]
     with _SubnormalWatch(max([1.0, *factors, *(1.0 / f for f in factors)])) as watch:
@@ -346,7 +346,7 @@ def test_a_reference_run_that_forms_a_subnormal_is_recognised():
 
 def test_a_reference_run_that_forms_a_subnormal_in_another_order_is_recognised():
     """optax's adagrad with γ = 15.4, ε = 0, an initial accumulator of 2.836, from θ = 0 on g = −3.16e-308 (a normal
-    number) — false-alarm seed 15. The reference forms γ·g first and lands on 2.9e-307, normal; optax forms
+    number). The reference forms γ·g first and lands on 2.9e-307, normal; optax forms
     g·(1/√v) = 1.9e-308, a subnormal that XLA flushes to 0, and leaves θ at 0. Another order of the same factors
     would form a subnormal: recognised. On g = −1e-306 no order does."""
     hp = {"lr": 15.427551275453384, "initial_accumulator_value": 2.83629503793771, "eps": 0.0}
