@@ -19,7 +19,7 @@ import torch
 from reference.registry import RULES
 from reference.trajectory import Case, Group
 
-NOT_FILED = "no upstream issue found (searched pytorch/pytorch issues, 2026-11-21)"
+NOT_FILED = "no upstream issue found (searched pytorch/pytorch issues)"
 
 
 @contextlib.contextmanager
