@@ -51,8 +51,8 @@ class Implementation:
         return f"Implementation({self.name})"
 
     def applies(self, rule: Rule) -> bool:
-        if rule.sparse_gradients or rule.ndims is not None:
-            return False   # the workloads are dense gradients of flat parameters: SparseAdam and Muon are not timed
+        if rule.sparse_gradients or rule.ndims is not None or rule.closure:
+            return False   # the workloads are dense gradients of flat parameters: SparseAdam, Muon, LBFGS not timed
         if self.kind in TORCH_PATHS or self.kind == "compiled":
             if rule.torch_class is None:
                 return False

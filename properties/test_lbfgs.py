@@ -1,6 +1,7 @@
-"""torch.optim.LBFGS (001 lists ``optim.LBFGS(parameters, lr=0.01)``) against the reference L-BFGS of
-``reference/lbfgs.py`` — N&W Algorithm 7.4's two-loop recursion inside the documented ``step(closure)`` semantics —
-on drawn strongly convex quadratics (``reference.problems.random_pd_quadratic``).
+"""Rule ``lbfgs``: an L-BFGS implementation (torch.optim.LBFGS by default; 001 lists ``optim.LBFGS(parameters,
+lr=0.01)``), driven through ``step(closure)``, against the reference L-BFGS of ``reference/lbfgs.py`` — N&W Algorithm
+7.4's two-loop recursion inside the documented ``step(closure)`` semantics — on drawn strongly convex quadratics
+(``reference.problems.random_pd_quadratic``).
 
 * Without line search, every ``step(closure)`` makes the reference's moves: the same number of closure evaluations,
   and parameters equal to the reference's after each step, for drawn lr, max_iter, max_eval, history_size,
@@ -33,15 +34,17 @@ within its bounds, and about a quarter of the drawn cases are not judged.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from properties.assertions import NonConformance
 from properties.error_bound import Bounded, rounding
+from properties.strategies import hyperparameters
 from properties.tolerances import arithmetic, unit_roundoff
 from reference import problems
-from reference.lbfgs import initial_state, lbfgs_step
+from reference.lbfgs import LBFGS, initial_state, lbfgs_step
 
 U = unit_roundoff(torch.float64)
 
@@ -137,31 +140,32 @@ def quadratic_cases(draw, max_dim: int = 6, max_log_cond: float = 3.0, log_lam_m
     return problems.random_pd_quadratic(problems.spectrum(n, cond, lam_max), seed=seed, center=center, x0=x0)
 
 
-@st.composite
-def lbfgs_hyperparameters(draw):
-    """lr (1, the default, or 0.05..1), max_iter 1..8 or 20, max_eval (its default or 1..12), history_size 1..6 or
-    100, tolerance_grad and tolerance_change (default, 0, or drawn)."""
-    hp = {"lr": draw(st.sampled_from([1.0]) | st.floats(0.05, 1.0)),
-          "max_iter": draw(st.integers(1, 8) | st.just(20)),
-          "history_size": draw(st.integers(1, 6) | st.just(100))}
-    max_eval = draw(st.none() | st.integers(1, 12))
-    if max_eval is not None:
-        hp["max_eval"] = max_eval
-    hp["tolerance_grad"] = draw(st.sampled_from([1e-7, 0.0]) | st.floats(-6.0, -1.0).map(lambda e: 10.0**e))
-    hp["tolerance_change"] = draw(st.sampled_from([1e-9, 0.0]) | st.floats(-8.0, -2.0).map(lambda e: 10.0**e))
-    return hp
+def lbfgs_hyperparameters(accepted: frozenset[str] = frozenset(LBFGS.names)) -> st.SearchStrategy[dict]:
+    """The rule's hyperparameters drawn over their declared domains (``reference/lbfgs.py``: lr 0.05..1 and 1,
+    max_iter 1..8 and 20, max_eval None or 1..12, history_size 1..6 and 100, the tolerances 0, their defaults or
+    drawn), without line search; those not ``accepted`` are left out (held at the defaults)."""
+    accepted = accepted - {"line_search_fn"}
+    return hyperparameters(LBFGS, accepted).map(
+        lambda hp: {k: v for k, v in hp.items() if k in accepted and not (k == "max_eval" and v is None)})
 
 
-@given(problem=quadratic_cases(), hp=lbfgs_hyperparameters(), steps=st.integers(1, 3))
-def test_lbfgs_without_line_search_follows_the_two_loop_recursion(problem, hp, steps):
-    """On strongly convex quadratics, torch.optim.LBFGS (line_search_fn=None) calls the closure as often as the
+@pytest.mark.applies_to("lbfgs")
+@given(problem=quadratic_cases(), data=st.data(), steps=st.integers(1, 3))
+def test_lbfgs_without_line_search_follows_the_two_loop_recursion(subject, problem, data, steps):
+    """On strongly convex quadratics, the implementation (line_search_fn=None) calls the closure as often as the
     reference and its parameters after every step(closure) equal the reference two-loop L-BFGS's within the error
     bound of float64 arithmetic on the run: directions from the last history_size pairs (y, s) with yᵀs > 1e-10,
     H₀ = (sᵀy / yᵀy) I, the first step scaled by min(1, 1/‖g‖₁)·lr, and the max_iter / max_eval / tolerance exits."""
+    hp = data.draw(lbfgs_hyperparameters(subject.caps.accepted), label="hyperparameters")
     try:
-        check_lbfgs_conforms(torch.optim.LBFGS, problem, problem.x0, hp, steps)
+        check_lbfgs_conforms(_factory(subject), problem, problem.x0, hp, steps)
     except NotJudged:
         assume(False)
+
+
+def _factory(subject):
+    """The implementation's constructor with the subject's fixed arguments."""
+    return lambda params, **hp: subject.factory(params, **hp, **subject.fixed)
 
 
 # ---- strong Wolfe line search: descent and convergence ---------------------------------------------------------------
@@ -212,10 +216,11 @@ def check_lbfgs_strong_wolfe_converges(make_optimizer, problem) -> None:
         f"max_iter = 20, f = {f_now:.3g} > {CONVERGED:g}·f(x0) = {CONVERGED * f0:.3g}")
 
 
+@pytest.mark.applies_to("lbfgs")
 @given(problem=quadratic_cases(max_dim=6, max_log_cond=2.0, log_lam_max=(0.0, 1.0), log_distance=(0.0, 1.0)))
-def test_lbfgs_with_strong_wolfe_converges_within_its_budget(problem):
+def test_lbfgs_with_strong_wolfe_converges_within_its_budget(subject, problem):
     """With line_search_fn='strong_wolfe', on strongly convex quadratics of dimension ≤ 6 and condition number
-    ≤ 100 (λ_max 1..10, starts 1..10 from the minimiser), torch.optim.LBFGS never increases f between steps, and
+    ≤ 100 (λ_max 1..10, starts 1..10 from the minimiser), the implementation never increases f between steps, and
     2 step() calls of its default budget (40 iterations) bring f − f* below 1e-6·(f(x0) − f*).
 
     The decrease is the line search's sufficient-decrease condition. The budget is not a theorem — L-BFGS with
@@ -226,4 +231,7 @@ def test_lbfgs_with_strong_wolfe_converges_within_its_budget(problem):
     near the optimum, so on a small-scale problem the memory stops updating near the optimum and L-BFGS slows to a
     linear iteration (with λ_max, distances down to 0.1 a few draws in 3000 needed ~100 iterations to reduce max|∇f|
     by 1e-8). Here f(x0) ≥ 5e-3, so down to the target (f ≥ 5e-9) pairs are still kept."""
-    check_lbfgs_strong_wolfe_converges(torch.optim.LBFGS, problem)
+    missing = {"line_search_fn", "tolerance_grad", "tolerance_change"} - subject.caps.accepted
+    if missing:
+        pytest.skip(f"the constructor does not take {', '.join(sorted(missing))}")
+    check_lbfgs_strong_wolfe_converges(_factory(subject), problem)

@@ -157,6 +157,20 @@ class LBFGSReversedHistory(torch.optim.LBFGS):
         return loss
 
 
+class LBFGSIgnoresMaxEval(torch.optim.LBFGS):
+    """L-BFGS that drops max_eval (a wrapper that does not pass it on): the budget is always 1.25·max_iter."""
+
+    def __init__(self, params, max_eval=None, **kwargs):
+        super().__init__(params, **kwargs)
+
+
+class LBFGSIgnoresToleranceGrad(torch.optim.LBFGS):
+    """L-BFGS that drops tolerance_grad (a wrapper that does not pass it on): it stops at max|∇f| ≤ 1e-7 always."""
+
+    def __init__(self, params, tolerance_grad=1e-7, **kwargs):
+        super().__init__(params, **kwargs)
+
+
 class LBFGSGradientSignBug(torch.optim.LBFGS):
     """L-BFGS that gathers −∇f (a sign flipped when flattening the gradients): its direction goes uphill."""
 
@@ -338,25 +352,29 @@ def test_lambda_lr_property_fails_when_lambda_compounds():
 
 
 # ---- L-BFGS ---------------------------------------------------------------------------------------------------------
-#: where each history bug can show (problem, hyperparameters, step() calls): more pairs than history_size for the
-#: one that ignores it; a second step() starting from two pairs or more, on a problem of three dimensions or more
-#: (the first step() has not converged, and the pairs' order matters), for the one that reverses them
-HISTORY_USED = {
+#: where each bug can show (problem, hyperparameters, step() calls): more pairs than history_size for the one that
+#: ignores it; a second step() starting from two pairs or more, on a problem of three dimensions or more (the first
+#: step() has not converged, and the pairs' order matters), for the one that reverses them; a budget below
+#: 1.25·max_iter, or a gradient tolerance other than the default, for the ones that drop those arguments
+SHOWS = {
     LBFGSIgnoresHistorySize: lambda problem, hp, steps: (hp["history_size"] <= 3
-                                                         and hp["max_iter"] * steps >= hp["history_size"] + 3),
+                                                         and hp["max_iter"] * steps >= hp["history_size"] + 3
+                                                         and hp.get("max_eval", hp["max_iter"]) >= hp["max_iter"]),
     LBFGSReversedHistory: lambda problem, hp, steps: (steps >= 2 and hp["history_size"] >= 2 and hp["max_iter"] >= 3
-                                                      and problem.dim >= 3),
+                                                      and problem.dim >= 3
+                                                      and hp.get("max_eval", hp["max_iter"]) >= hp["max_iter"]),
+    LBFGSIgnoresMaxEval: lambda problem, hp, steps: hp.get("max_eval", 99) < hp["max_iter"] and hp["max_iter"] >= 3,
+    LBFGSIgnoresToleranceGrad: lambda problem, hp, steps: hp["tolerance_grad"] >= 1e-3,
 }
 
 
-@pytest.mark.parametrize("cls", [LBFGSIgnoresHistorySize, LBFGSReversedHistory],
-                         ids=lambda c: c.__name__)
-def test_lbfgs_conformance_fails_for_broken_history(cls):
-    """A history bug shows only where the history it breaks is used: cases drawn as the conformance test draws
-    them, kept where that history exists (``HISTORY_USED``)."""
-    with_history = st.tuples(lbfgs.quadratic_cases(), lbfgs.lbfgs_hyperparameters(), st.integers(1, 3)).filter(
-        lambda ex: HISTORY_USED[cls](*ex) and ex[1].get("max_eval", ex[1]["max_iter"]) >= ex[1]["max_iter"])
-    fails_on_some_example(with_history, lambda ex: lbfgs.check_lbfgs_conforms(cls, ex[0], ex[0].x0, ex[1], ex[2]))
+@pytest.mark.parametrize("cls", list(SHOWS), ids=lambda c: c.__name__)
+def test_lbfgs_conformance_fails_for_a_planted_bug(cls):
+    """Each bug shows only where what it breaks is used: cases drawn as the conformance test draws them, kept where
+    it is (``SHOWS``)."""
+    where = st.tuples(lbfgs.quadratic_cases(), lbfgs.lbfgs_hyperparameters(), st.integers(1, 3)).filter(
+        lambda ex: SHOWS[cls](*ex))
+    fails_on_some_example(where, lambda ex: lbfgs.check_lbfgs_conforms(cls, ex[0], ex[0].x0, ex[1], ex[2]))
 
 
 def test_lbfgs_strong_wolfe_convergence_fails_for_a_gradient_sign_bug():

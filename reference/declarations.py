@@ -157,6 +157,10 @@ class Rule:
     sparse_gradients: bool = False
     #: the numbers of dimensions a parameter may have (None: any); Muon's rule is for matrices
     ndims: tuple[int, ...] | None = None
+    #: the rule is a closure's: ``step(closure)`` evaluates f and ∇f itself, as often as the rule says (L-BFGS), and
+    #: ``update`` is ``(x, fg, state, **hp) -> (x, state, info)``; such a rule is judged by the closure tests
+    #: (``properties/test_lbfgs.py``), not by the open-loop ones that feed gradients
+    closure: bool = False
 
     def __repr__(self) -> str:
         return f"Rule({self.name})"

@@ -30,6 +30,8 @@ from typing import Callable
 
 import torch
 
+from reference.declarations import Choice, Hyper, Real, Rule
+
 Tensor = torch.Tensor
 CURVATURE_THRESHOLD = 1e-10   # torch.optim.LBFGS keeps a pair only if yᵀs exceeds this
 
@@ -119,3 +121,26 @@ def lbfgs_step(x: Tensor, fg: Callable[[Tensor], tuple[float, Tensor]], state: d
             break
     info.update(evaluations=evaluations, iterations=len(kept), exit=exit_reason)
     return x, st, info
+
+
+LBFGS = Rule(
+    "lbfgs", lbfgs_step,
+    source="torch.optim.LBFGS documentation; Nocedal & Wright, Numerical Optimization, Algorithm 7.4",
+    torch_class="LBFGS",
+    hypers=(
+        Hyper("lr", 1.0, Real(0.0, search=(0.05, 1.0), edges=(1.0,)), "step length t (the first step ever scaled by "
+              "min(1, 1/‖g‖₁))"),
+        Hyper("max_iter", 20, Choice((20, 1, 2, 3, 4, 5, 6, 7, 8)), "iterations per step(closure)"),
+        Hyper("max_eval", None, Choice((None, *range(1, 13))),
+              "closure evaluations per step(closure) (None: 1.25 max_iter)"),
+        Hyper("tolerance_grad", 1e-7, Real(0.0, search=(1e-6, 1e-1), log=True, edges=(1e-7, 0.0), enforced=()),
+              "stop when max|∇f| ≤ this"),
+        Hyper("tolerance_change", 1e-9, Real(0.0, search=(1e-8, 1e-2), log=True, edges=(1e-9, 0.0), enforced=()),
+              "stop when max|t d| or |Δf| falls below this"),
+        Hyper("history_size", 100, Choice((100, 1, 2, 3, 4, 5, 6)), "pairs (s, y) kept"),
+        Hyper("line_search_fn", None, Choice((None, "strong_wolfe")),
+              "None: the fixed step above; 'strong_wolfe': a step satisfying the strong Wolfe conditions"),
+    ),
+    elementwise=False,
+    closure=True,
+)

@@ -1,15 +1,17 @@
-"""Every rule the suite knows, by name: one per torch.optim class (its name in lower case) and the documents'
-textbook forms, the variants of those rules that other libraries follow (``reference/variants.py``), and optax's own
-forms where optax implements a different rule (``reference/optax_rules.py``)."""
+"""Every rule the suite knows, by name: one per torch.optim class (its name in lower case; L-BFGS's in
+``reference/lbfgs.py``) and the documents' textbook forms, the variants of those rules that other libraries follow
+(``reference/variants.py``), and optax's own forms where optax implements a different rule
+(``reference/optax_rules.py``)."""
 from __future__ import annotations
 
 from reference.declarations import Rule
+from reference.lbfgs import LBFGS
 from reference.optax_rules import OPTAX_RULES
 from reference.rules import TORCH_RULES
 from reference.textbook import TEXTBOOK_RULES
 from reference.variants import VARIANT_RULES
 
-RULES: dict[str, Rule] = {r.name: r for r in TORCH_RULES + TEXTBOOK_RULES + VARIANT_RULES + OPTAX_RULES}
+RULES: dict[str, Rule] = {r.name: r for r in (*TORCH_RULES, LBFGS, *TEXTBOOK_RULES, *VARIANT_RULES, *OPTAX_RULES)}
 
 
 def get_rule(name: str) -> Rule:
