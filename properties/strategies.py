@@ -88,11 +88,11 @@ REGIMES = st.sampled_from(["normal"] * 6 + ["subnormal", "near overflow"])
 SPREADS = st.sampled_from([0.0, 1.0, 4.0])                  # decades a tensor's magnitudes spread over
 ZERO_FRACTIONS = st.sampled_from([0.0, 0.0, 0.3, 1.0])      # the fraction of a tensor's elements that are 0
 # a scheduler's change of lr at a step: none, halving, a tenth, doubling, and factors between, over 0.01..3 (products
-# of them over the steps reach any learning rate); a case's schedule is constant (what shrinking goes to) or drawn
-# from a seed, a factor per step
+# of them over the steps reach any learning rate); a case's schedule is drawn from a seed, a factor per step, in two
+# cases of three, and constant otherwise (what shrinking goes to)
 LR_FACTORS = (1.0, 1.0, 0.5, 0.1, 2.0, 0.01, 0.03, 0.3, 0.7, 0.9, 1.1, 1.5, 3.0)
 SEEDS = st.integers(0, 2**32 - 1)
-_SCHEDULED = st.booleans()
+_SCHEDULED = st.sampled_from([False, True, True])
 _BOOLEANS = st.booleans()
 
 
@@ -151,8 +151,9 @@ def gradient_rows(draw, shapes: list[tuple], lo: float, hi: float, steps: int, d
     (``INTERMITTENT``); one seed then gives every step's values in turn, an intermittent parameter's absence
     (``ABSENT``) and an all-zero gradient (``ALL_ZERO``): a few draws a case rather than a few per tensor, so that
     generating a case costs little beside judging it, while shrinking still reduces steps (the first k steps are the
-    same whatever the number of steps), parameters and magnitudes. Parameters of one group that always have a gradient are judged as one run (``tolerances._blocks``),
-    which absences at random steps in every parameter would split.
+    same whatever the number of steps), parameters and magnitudes. Parameters of one group that always have a
+    gradient are judged as one run (``tolerances._blocks``), which absences at random steps in every parameter would
+    split.
 
     ``sparse``: each gradient is a ``SparseGrad`` over the first ``sparse_dim`` dimensions (drawn per parameter,
     0 to its number of dimensions) with 0 to twice as many entries as there are indices, at indices drawn with
