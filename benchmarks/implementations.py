@@ -8,7 +8,6 @@ Under ``--optimizer SPEC --rule RULE`` the implementation SPEC names is added, b
 """
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -17,10 +16,10 @@ import torch
 
 from benchmarks import harness
 from optimizers.adapters import Subject
-from optimizers.builtins import FUSED
+from optimizers.builtins import code_paths
 from reference.declarations import Rule
 
-TORCH_PATHS = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+TORCH_PATHS = ("for-loop", "foreach", "fused")
 MAX_COMPILED_COPIES = 4
 
 #: (path, torch.optim class, dtype, device) whose step leaves most parameters unchanged in torch 2.13: strict expected
@@ -56,9 +55,7 @@ class Implementation:
         if self.kind in TORCH_PATHS or self.kind == "compiled":
             if rule.torch_class is None:
                 return False
-            accepted = inspect.signature(getattr(torch.optim, rule.torch_class)).parameters
-            return all(k in accepted for k in TORCH_PATHS.get(self.kind, {})) and (
-                self.kind != "fused" or rule.torch_class in FUSED)
+            return self.kind == "compiled" or self.kind in code_paths(rule.torch_class)
         if self.kind == "user":
             return self.subject.rule.name == rule.name
         return True
@@ -81,7 +78,7 @@ class Implementation:
     def _build(self, rule: Rule, hp: dict, params: list[torch.Tensor]) -> "Built":
         if self.kind in TORCH_PATHS:
             cls = getattr(torch.optim, rule.torch_class)
-            fixed = TORCH_PATHS[self.kind]
+            fixed = code_paths(rule.torch_class)[self.kind]
             try:
                 opt = cls(params, **hp, **fixed)
             except (RuntimeError, ValueError) as e:   # e.g. a fused kernel torch lacks for this device or dtype

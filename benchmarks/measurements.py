@@ -92,7 +92,8 @@ def run(name: str) -> dict:
                            "judged": b["extra_info"].get("judged")} for b in data["benchmarks"]]
     elif name in ("catch", "tightness"):
         record["rows"] = json.loads((tmp / f"{name}.json").read_text())
-    elif name in ("false-alarms", "false-alarms-new-rules", "quick", "adafactor", "lion", "sparse_adam", "muon", "suite", "ci-recipe"):
+    elif name in ("false-alarms", "false-alarms-new-rules", "quick", "adafactor", "lion", "sparse_adam", "muon", "suite",
+                  "ci-recipe"):
         record["output_tail"] = lines[-25:]
     DIR.mkdir(parents=True, exist_ok=True)
     (DIR / f"{name}.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")

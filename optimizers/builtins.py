@@ -18,18 +18,24 @@ TEMPLATE_RULES = {"GD": "sgd", "Momentum": "book_momentum", "Adagrad": "book_ada
                   "Adam": "book_adam"}
 
 
+def code_paths(torch_class: str) -> dict[str, dict]:
+    """The code paths of ``torch.optim.<torch_class>`` and the constructor arguments that choose each: for-loop and
+    foreach where the class takes ``foreach`` (one path otherwise: SparseAdam, LBFGS), and fused for ``FUSED``."""
+    paths = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}}
+    if "foreach" not in inspect.signature(getattr(torch.optim, torch_class)).parameters:
+        paths = {"for-loop": {}}
+    if torch_class in FUSED:
+        paths["fused"] = {"fused": True}
+    return paths
+
+
 def torch_subjects(device: str = "cpu") -> list[Subject]:
     out = []
     for rule in RULES.values():
         if rule.torch_class is None:
             continue
         cls = getattr(torch.optim, rule.torch_class)
-        paths = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}}
-        if "foreach" not in inspect.signature(cls).parameters:   # SparseAdam: one code path
-            paths = {"for-loop": {}}
-        if rule.torch_class in FUSED:
-            paths["fused"] = {"fused": True}
-        for path, fixed in paths.items():
+        for path, fixed in code_paths(rule.torch_class).items():
             out.append(Subject(f"torch.optim.{rule.torch_class}[{path}]", cls, rule, f"torch.optim:{rule.torch_class}",
                                fixed, device))
     return out

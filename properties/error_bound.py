@@ -1,8 +1,8 @@
 """A deterministic bound on rounding error: running error analysis in midpoint–radius form.
 
 ``Bounded(v, e)`` is a float64 value v (a NumPy array or a Python number) with a bound e ≥ 0 on the absolute
-difference between v and what an implementation computing the same formula in a lower precision may hold. Reference rules run
-on Bounded values unchanged: Python operators and the torch functions a rule calls (``torch.sqrt``,
+difference between v and what an implementation computing the same formula in a lower precision may hold. Reference
+rules run on Bounded values unchanged: Python operators and the torch functions a rule calls (``torch.sqrt``,
 ``torch.where``, …, through ``__torch_function__``) compute the value as before and propagate the bound:
 
     a ± b:   e_a + e_b                               + u (|a| + |b|)
@@ -107,7 +107,7 @@ class Rounding:
         if isinstance(magnitude, ARRAY):
             if self.dtype != torch.float64:
                 # a float64 product of numbers of a narrower dtype never underflows: z ≠ 0 ⟺ both factors ≠ 0
-                return np.minimum(magnitude * _SUBNORMAL_INVERSE, self.eta) + magnitude * self.u
+                return self.rho(magnitude, magnitude)
             return magnitude * self.u + np.where(np.not_equal(a, 0) & np.not_equal(b, 0), self.eta, 0.0)
         return self.u * magnitude + (self.eta if a != 0 and b != 0 else 0.0)
 

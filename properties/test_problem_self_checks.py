@@ -356,13 +356,16 @@ def test_lambda_lr_property_fails_when_lambda_compounds():
 #: ignores it; a second step() starting from two pairs or more, on a problem of three dimensions or more (the first
 #: step() has not converged, and the pairs' order matters), for the one that reverses them; a budget below
 #: 1.25·max_iter, or a gradient tolerance other than the default, for the ones that drop those arguments
+def _every_iteration(hp) -> bool:
+    """No max_eval below max_iter: each step() makes all its iterations, and the history they build is used."""
+    return hp.get("max_eval", hp["max_iter"]) >= hp["max_iter"]
+
+
 SHOWS = {
-    LBFGSIgnoresHistorySize: lambda problem, hp, steps: (hp["history_size"] <= 3
-                                                         and hp["max_iter"] * steps >= hp["history_size"] + 3
-                                                         and hp.get("max_eval", hp["max_iter"]) >= hp["max_iter"]),
+    LBFGSIgnoresHistorySize: lambda problem, hp, steps: (hp["history_size"] <= 3 and _every_iteration(hp)
+                                                         and hp["max_iter"] * steps >= hp["history_size"] + 3),
     LBFGSReversedHistory: lambda problem, hp, steps: (steps >= 2 and hp["history_size"] >= 2 and hp["max_iter"] >= 3
-                                                      and problem.dim >= 3
-                                                      and hp.get("max_eval", hp["max_iter"]) >= hp["max_iter"]),
+                                                      and problem.dim >= 3 and _every_iteration(hp)),
     LBFGSIgnoresMaxEval: lambda problem, hp, steps: hp.get("max_eval", 99) < hp["max_iter"] and hp["max_iter"] >= 3,
     LBFGSIgnoresToleranceGrad: lambda problem, hp, steps: hp["tolerance_grad"] >= 1e-3,
 }
