@@ -185,6 +185,8 @@ def _declared_deviations(config) -> list:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "applies_to(*rules): the test checks a property of these rules only")
+    config.addinivalue_line("markers", "judged(how): how the test judges its examples (over the trajectory, step by "
+                                       "step), counted per dtype in the conformance report")
     config.addinivalue_line("markers", "ranks: the test runs the implementation across --ranks N processes (and "
                                        "only those tests run under --ranks)")
     config.addinivalue_line("markers", "seeded: the test runs Hypothesis searches inside it (its outcome depends on "

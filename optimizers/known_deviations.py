@@ -43,7 +43,8 @@ class KnownDeviation:
     example: Callable[[], Case]           # a small case that shows it
     workaround: Callable[[Case], ContextManager] | None = None
     avoid: Callable[[Case], Case] | None = None   # the nearest case on which it does not show
-    check: str = "trajectory"             # the check it fails: "trajectory" or "grads" (step writes into .grad)
+    check: str = "trajectory"             # the check it fails: "trajectory", "steps" (judged step by step, as
+                                          # bfloat16 and float16 are) or "grads" (step writes into .grad)
     raises: type[Exception] | None = None  # a deviation that is a crash: the exception torch's step() raises
 
     def concerns(self, subject) -> bool:
@@ -155,6 +156,33 @@ def _muon_case(hp: dict, params, grads) -> Case:
                  [[np.asarray(g, dtype=np.float64)] for g in grads])
 
 
+def _vanishes(x: float, dtype: torch.dtype) -> bool:
+    """Whether x rounds to 0 in ``dtype`` (0 + x is 0 there)."""
+    return float(torch.tensor(x, dtype=torch.float64).to(dtype)) == 0.0
+
+
+def _radam_rectifies(case: Case) -> bool:
+    """Whether some group reaches RAdam's rectified phase (ρ_t > 5) within the case's steps."""
+    for g in case.groups:
+        β2 = g.hp["betas"][1]
+        if β2 <= 2 / 3:   # ρ∞ = 2/(1 − β2) − 1 ≤ 5
+            continue
+        ρ_inf = 2 / (1 - β2) - 1
+        if any(ρ_inf - 2 * t * β2**t / (1 - β2**t) > 5 for t in range(1, case.steps + 1)):
+            return True
+    return False
+
+
+#: the narrowest SIMD vector of 16-bit lanes torch's CPU kernels are built for (128 bits): a tensor this long has a
+#: full block on every machine
+NARROWEST_BLOCK = 8
+
+
+def _low_precision_blocks(case: Case) -> bool:
+    """Whether the case is in a 16-bit dtype and has a parameter long enough for a full SIMD block."""
+    return torch.finfo(case.dtype).bits == 16 and any(np.size(p) >= NARROWEST_BLOCK for p in case.params)
+
+
 ALL = ("for-loop", "foreach", "fused")
 DEVIATIONS: list[KnownDeviation] = [
     KnownDeviation(
@@ -201,10 +229,11 @@ DEVIATIONS: list[KnownDeviation] = [
     ),
     KnownDeviation(
         "radam-foreach-nan-eps0", "RAdam", ("foreach",),
-        when=lambda c: any(g.hp["eps"] == 0 for g in c.groups),
+        when=lambda c: any(_vanishes(g.hp["eps"], c.dtype) for g in c.groups),
         reason="foreach RAdam computes the rectified step √(1−β2^t)/(√v+ε) for every element even in the "
-               "unrectified phase (ρ_t ≤ 5) and masks it afterwards; with eps = 0 and a zero gradient element "
-               "that is 0/0, and the NaN reaches θ, where the rule takes θ − γ m̂",
+               "unrectified phase (ρ_t ≤ 5) and masks it afterwards; with eps = 0 (or below the dtype's smallest "
+               "subnormal: float16 and ε = 1e-8) and a zero gradient element that is 0/0, and the NaN reaches θ, "
+               "where the rule takes θ − γ m̂",
         link=NOT_FILED,
         example=lambda: _case("radam", [{"eps": 0.0}], [1.0], [[0.0]]),
     ),
@@ -220,6 +249,18 @@ DEVIATIONS: list[KnownDeviation] = [
         example=lambda: _case("radam", [{"lr": 0.0, "betas": (0.0, 0.0)}], [-1.0], [[-1e155], [-1e155]]),
     ),
     KnownDeviation(
+        "radam-foreach-float16-step-overflows", "RAdam", ("foreach",),
+        when=lambda c: c.dtype == torch.float16 and _radam_rectifies(c),
+        reason="foreach RAdam forms its rectified step as 1 / ((√v + ε) / s), s = γ r_t √(1 − β2^t) / (1 − β1^t): "
+               "in float16 the quotient (√v + ε) / s overflows to inf as soon as s < (√v + ε) / 65504 (γ = 1e-3, "
+               "|g| = 20), its reciprocal is 0, and θ does not move where the rule (and the for-loop path) take the "
+               "step m̂ s / (√v + ε)",
+        link=NOT_FILED,
+        example=lambda: _case("radam", [{"lr": 1e-3, "betas": (0.0, 0.9)}], [np.full(2, 0.01)],
+                              [[np.full(2, 20.0 * (-1) ** t)] for t in range(6)], dtype=torch.float16),
+        check="steps",
+    ),
+    KnownDeviation(
         "sgd-fused-late-first-gradient", "SGD", ("fused",),
         when=lambda c: any(g.hp["momentum"] != 0 and len(_first_gradient_steps(c, g)) > 1 for g in c.groups),
         reason="fused SGD with momentum raises TypeError ('expected Tensor ... but got NoneType') when a parameter "
@@ -230,6 +271,16 @@ DEVIATIONS: list[KnownDeviation] = [
                              [np.ones(2), np.ones(2)], [[np.ones(2), None], [np.ones(2), np.ones(2)]],
                              [[0.1], [0.1]]),
         raises=TypeError,
+    ),
+    KnownDeviation(
+        "sgd-fused-low-precision-blocks", "SGD", ("fused",),
+        when=_low_precision_blocks,
+        reason="fused SGD on CPU leaves bfloat16 and float16 parameters unchanged in every full SIMD block (16 "
+               "elements on AVX2): only each tensor's scalar tail is updated; every other path, and float32, update "
+               "every element",
+        link="https://github.com/pytorch/pytorch/issues/191763 (fixed by pytorch/pytorch#192545, after 2.13)",
+        example=lambda: _case("sgd", [{"lr": 1.0}], [np.ones(64)], [[np.ones(64)]], dtype=torch.bfloat16),
+        check="steps",
     ),
     KnownDeviation(
         "rmsprop-centered-negative-variance", "RMSprop", ALL,
@@ -325,7 +376,9 @@ def avoiding(subject, case: Case) -> Case:
     return case
 
 
-def applicable(subject, case: Case, check: str = "trajectory") -> list[KnownDeviation]:
-    """torch's deviations, and those declared with ``--known-deviations FILE``, that ``case`` runs into."""
+def applicable(subject, case: Case, checks: str | tuple[str, ...] = "trajectory") -> list[KnownDeviation]:
+    """torch's deviations, and those declared with ``--known-deviations FILE``, that ``case`` runs into in one of
+    ``checks`` (a case judged step by step runs into the trajectory's deviations and those of its own check)."""
     from optimizers.declared_deviations import DECLARED
-    return [d for d in (*DEVIATIONS, *DECLARED) if d.check == check and d.concerns(subject) and d.when(case)]
+    checks = (checks,) if isinstance(checks, str) else checks
+    return [d for d in (*DEVIATIONS, *DECLARED) if d.check in checks and d.concerns(subject) and d.when(case)]

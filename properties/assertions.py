@@ -154,7 +154,8 @@ def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, t
                        "actual": float(a[index]), "error": float(err[index]), "tolerance": float(tl[index]),
                        "max_error": float(np.nanmax(np.where(np.isnan(err), np.inf, err))),
                        "hyperparameters": {k: _jsonable(v) for k, v in hp.items()}, "reproducer": script,
-                       "subnormal inputs": _subnormal_inputs(case, t)}
+                       "subnormal inputs": _subnormal_inputs(case, t),
+                       "judged": case.notes.get("judged", "over the trajectory")}
             raise NonConformance("\n".join([
                 f"{subject.id} does not conform to rule {case.rule.name!r} ({case.rule.source}).",
                 f"  step {t} of {case.steps} (0-based), parameter {i} (shape {tuple(e.shape)}, group {k}), "
@@ -167,6 +168,9 @@ def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, t
                 f"  gradient of parameter {i} at this step: "
                 f"{_lit(case.grads[t][i]) if case.grads[t][i] is not None else 'None (no gradient)'}",
                 f"  rule: {case.rule.formula.splitlines()[0]}",
+                *([f"  judged step by step: expected is the rule's step {t} taken from the implementation's own "
+                   "parameters before it, with the reference's state"] if case.notes.get("judged") == "step by step"
+                  else []),
                 "Reproduce without the suite:",
                 "-" * 72,
                 script,

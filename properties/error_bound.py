@@ -76,13 +76,24 @@ class Rounding:
     dtype: torch.dtype
     u: float
     eta: float
-    limit: float = math.inf          # a product of two factors ≥ 1 above this overflows in another order
+    limit: float = math.inf          # the dtype's largest number: products beyond it in another order overflow
+    #: (so does a quotient whose divisor's reciprocal is beyond it: a·(1/b))
+    #: the same for scalars (Python numbers: hyperparameters and what is derived from them alone), where they are
+    #: held in another dtype than the tensors' (None: the tensors')
+    scalar_dtype: torch.dtype | None = None
+    scalar_u: float | None = None
+    scalar_eta: float | None = None
     overflow: bool = False
     undetermined: bool = False        # branches that could not be followed both ways were met
     # scalar comparisons of the current call: how many so far, the outcomes forced, the undecided ones met
     count: int = 0
     forced: dict = field(default_factory=dict)
     undecided: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.scalar_dtype = self.scalar_dtype or self.dtype
+        self.scalar_u = self.u if self.scalar_u is None else self.scalar_u
+        self.scalar_eta = self.eta if self.scalar_eta is None else self.scalar_eta
 
     def decide(self, value: bool, undecided: bool) -> bool:
         """The outcome of the call's next scalar comparison: forced if exploring, else ``value`` (noted if
@@ -99,7 +110,7 @@ class Rounding:
         if isinstance(z, ARRAY):
             a = np.abs(z) if magnitude is None else magnitude
             return np.minimum(a * _SUBNORMAL_INVERSE, self.eta) + a * self.u
-        return self.u * abs(z) + (self.eta if z != 0 else 0.0)
+        return self.scalar_u * abs(z) + (self.scalar_eta if z != 0 else 0.0)
 
     def rho_product(self, magnitude, a, b):
         """The rounding of a product or quotient a·b (a/b: b = 1) of magnitude |z|: u·|z|, plus η unless a factor is
@@ -109,11 +120,18 @@ class Rounding:
                 # a float64 product of numbers of a narrower dtype never underflows: z ≠ 0 ⟺ both factors ≠ 0
                 return self.rho(magnitude, magnitude)
             return magnitude * self.u + np.where(np.not_equal(a, 0) & np.not_equal(b, 0), self.eta, 0.0)
-        return self.u * magnitude + (self.eta if a != 0 and b != 0 else 0.0)
+        return self.scalar_u * magnitude + (self.scalar_eta if a != 0 and b != 0 else 0.0)
 
     def rho_sum(self, a, b):
         """The rounding of a ± b in any grouping with other terms: u·(|a| + |b|) (the partial sums an
-        implementation forms instead, θ − a' − b' for θ − (a' + b'), are bounded by the terms' magnitudes)."""
+        implementation forms instead, θ − a' − b' for θ − (a' + b'), are bounded by the terms' magnitudes); a sum of
+        numbers of the dtype is exact below its smallest normal number, a sum with a wider scalar is not (+η)."""
+        array_a, array_b = isinstance(a, ARRAY), isinstance(b, ARRAY)
+        if not (array_a or array_b):
+            return self.scalar_u * (abs(a) + abs(b))
+        if array_a != array_b and self.scalar_dtype != self.dtype:
+            # a scalar of a wider dtype is not a number of the tensor's: the sum rounds below its smallest normal too
+            return self.u * (abs(a) + abs(b)) + self.eta
         return self.u * (abs(a) + abs(b))
 
 
@@ -159,8 +177,8 @@ def lift(x) -> "Bounded":
     if isinstance(x, bool):
         return Bounded(float(x), 0.0)
     if isinstance(x, int):
-        return Bounded(float(x), conversion_error(float(x), active().dtype) if abs(x) > 2**24 else 0.0)
-    return Bounded(x, conversion_error(float(x), active().dtype))
+        return Bounded(float(x), conversion_error(float(x), active().scalar_dtype) if abs(x) > 2**24 else 0.0)
+    return Bounded(x, conversion_error(float(x), active().scalar_dtype))
 
 
 def _is_zero(e) -> bool:
@@ -201,16 +219,28 @@ def _floor(r: "Rounding", e, a, ea, b, eb):
     return max(e, _SMALLEST64) if nonzero else e
 
 
-def _overflow_check(a, b, magnitude) -> None:
-    """Note a product (or quotient) of two factors ≥ 1 beyond the limit: another order overflows the dtype."""
+def _factor(x: "Bounded") -> float:
+    """The hyperparameter factors < 1 in x's product: a scalar (a hyperparameter or what is derived from it alone)
+    is one, min(1, |x|); a tensor carries the product of those multiplied into it (``Bounded.c``)."""
+    return x.c if isinstance(x.v, ARRAY) else min(1.0, abs(x.v))
+
+
+def _overflow_check(magnitude, c: float) -> None:
+    """Note a product (or quotient) beyond the limit once its hyperparameter factors c are taken out: another order
+    of the same product, those factors applied last, overflows the dtype (g·g first where (1 − β2)·g·g fits)."""
     r = _ACTIVE[-1]
     if r.overflow:
         return
     mz = float(np.max(magnitude)) if np.size(magnitude) else 0.0
-    if mz <= r.limit:
-        return
-    big = np.greater_equal(abs(a), 1) & np.greater_equal(abs(b), 1) & (magnitude > r.limit)
-    r.overflow = bool(np.any(big)) or not math.isfinite(mz)
+    r.overflow = mz > r.limit * c or not math.isfinite(mz)
+
+
+def _reciprocal_check(reciprocal) -> None:
+    """Note a tensor divisor of a scalar whose reciprocal overflows the dtype: torch computes ``scalar / tensor``
+    as scalar·(1/tensor), which overflows where the quotient does not."""
+    r = _ACTIVE[-1]
+    if not r.overflow and np.size(reciprocal) and np.max(np.abs(reciprocal)) > torch.finfo(r.dtype).max:
+        r.overflow = True
 
 
 class BoundedMask:
@@ -249,11 +279,12 @@ def _mask(m) -> BoundedMask:
 class Bounded:
     """A float64 value and a bound on its absolute error (module docstring)."""
 
-    __slots__ = ("v", "e")
+    __slots__ = ("v", "e", "c")
 
-    def __init__(self, v, e=0.0):
+    def __init__(self, v, e=0.0, c=1.0):
         self.v = _array(v) if isinstance(v, torch.Tensor) else v
         self.e = _array(e) if isinstance(e, torch.Tensor) else e
+        self.c = c   # a tensor's hyperparameter factors (``_factor``): 1 but for products
 
     def __repr__(self) -> str:
         return f"Bounded({self.v!r} ± {self.e!r})"
@@ -321,18 +352,20 @@ class Bounded:
         z = self.v * o.v
         r = _ACTIVE[-1]
         mz = abs(z)
+        c = 1.0
         if isinstance(z, ARRAY):
-            _overflow_check(self.v, o.v, mz)
+            c = _factor(self) * _factor(o)
+            _overflow_check(mz, c)
         rho = r.rho_product(mz, self.v, o.v)
         ea, eb = self.e, o.e
         exact_a, exact_b = _is_zero(ea), _is_zero(eb)
         if exact_a and exact_b:
-            return Bounded(z, rho)
+            return Bounded(z, rho, c)
         if exact_a:
-            return Bounded(z, _floor(r, abs(self.v) * eb + rho, self.v, 0.0, o.v, eb))
+            return Bounded(z, _floor(r, abs(self.v) * eb + rho, self.v, 0.0, o.v, eb), c)
         if exact_b:
-            return Bounded(z, _floor(r, abs(o.v) * ea + rho, self.v, ea, o.v, 0.0))
-        return Bounded(z, _floor(r, abs(self.v) * eb + abs(o.v) * ea + ea * eb + rho, self.v, ea, o.v, eb))
+            return Bounded(z, _floor(r, abs(o.v) * ea + rho, self.v, ea, o.v, 0.0), c)
+        return Bounded(z, _floor(r, abs(self.v) * eb + abs(o.v) * ea + ea * eb + rho, self.v, ea, o.v, eb), c)
 
     def __rmul__(self, other):
         return lift(other) * self
@@ -341,8 +374,12 @@ class Bounded:
         o = other if type(other) is Bounded else lift(other)
         z = self.v / o.v if isinstance(self.v, ARRAY) or isinstance(o.v, ARRAY) else _divide(self.v, o.v)
         mz = abs(z)
+        c = 1.0
         if isinstance(z, ARRAY):
-            _overflow_check(self.v, 1.0 / np.asarray(o.v, dtype=np.float64), mz)
+            c = _factor(self)
+            _overflow_check(mz, c)
+            if not isinstance(self.v, ARRAY):
+                _reciprocal_check(1.0 / np.asarray(o.v, dtype=np.float64))
         if _is_zero(o.e) and _is_zero(self.e):
             e = 0.0
         else:   # (|a| e_b + |b| e_a) / (|b| (|b| − e_b)), as (e_a + |z| e_b) / (|b| − e_b): no product underflows
@@ -353,7 +390,7 @@ class Bounded:
             else:
                 e = spread / margin if margin > 0 else math.inf
             e = _floor(_ACTIVE[-1], e, self.v, self.e, 1.0, o.e)
-        return Bounded(z, _plus(e, _ACTIVE[-1].rho_product(mz, self.v, 1.0)))
+        return Bounded(z, _plus(e, _ACTIVE[-1].rho_product(mz, self.v, 1.0)), c)
 
     def __rtruediv__(self, other):
         return lift(other) / self
@@ -365,12 +402,16 @@ class Bounded:
         if n == 0:
             return Bounded(np.ones_like(self.v) if isinstance(self.v, ARRAY) else 1.0, 0.0)
         z = self.v**n
+        c = 1.0
+        if isinstance(z, ARRAY):
+            c = _factor(self) ** n
+            _overflow_check(abs(z), c)
         if _is_zero(self.e):
             e = 0.0
         else:   # (|x| + e)^n − |x|^n: the interval's widest point
             e = (abs(self.v) + self.e) ** n - abs(z)
         # x^n as n − 1 multiplications (or a pow within a few ulps): up to max(1, n − 1) roundings
-        return Bounded(z, _plus(e, max(1, n - 1) * active().rho(z)))
+        return Bounded(z, _plus(e, max(1, n - 1) * active().rho(z)), c)
 
     def __rpow__(self, base):
         return _power(lift(base), self)

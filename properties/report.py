@@ -41,6 +41,7 @@ class Ledger:
     seen: dict = field(default_factory=dict)                      # hyperparameter -> [min, max] or set of values
     edges: dict = field(default_factory=lambda: defaultdict(set))
     features: Counter = field(default_factory=Counter)
+    judging: Counter = field(default_factory=Counter)             # "dtype|how|judged" or "dtype|how|not judged"
     cases: int = 0
     subject: object = None
 
@@ -193,6 +194,12 @@ def pytest_runtest_makereport(item, call):
             run = item.config._conformance_run
             ledger.examples["judged"] += run.examples["drawn"] - run.examples["not judged"]
             ledger.examples["not judged"] += run.examples["not judged"]
+            how, dtype = item.get_closest_marker("judged"), getattr(item, "callspec", None)
+            dtype = dtype.params.get("dtype") if dtype is not None else None
+            if how is not None and dtype is not None:
+                key = f"{str(dtype).replace('torch.', '')}|{how.args[0]}"
+                ledger.judging[f"{key}|judged"] += run.examples["drawn"] - run.examples["not judged"]
+                ledger.judging[f"{key}|not judged"] += run.examples["not judged"]
             for s, case in run.pending:
                 _commit(run.ledgers[s.id], case)
             run.pending, run.examples = [], Counter()
@@ -245,6 +252,7 @@ def summary(config) -> dict:
             "verdict": _verdict(ledger),
             "tests": {k: ledger.outcomes[k] for k in ("passed", "failed", "errors", "skipped", "xfailed", "xpassed")},
             "examples": {k: ledger.examples[k] for k in ("judged", "not judged")},
+            "examples by dtype": _by_dtype(ledger.judging),
             "judged trajectory cases": ledger.cases,
             "hyperparameters": _hyperparameters(ledger),
             "features": dict(ledger.features),
@@ -258,6 +266,16 @@ def summary(config) -> dict:
                   "seed": config.getoption("hypothesis_seed", None), "args": list(config.invocation_params.args)},
         "implementations": implementations,
     }
+
+
+def _by_dtype(judging: Counter) -> dict:
+    """Per dtype of the trajectory tests: how its examples are judged (over the trajectory, step by step) and how
+    many were judged and not."""
+    out: dict = {}
+    for key, n in judging.items():
+        dtype, how, outcome = key.split("|")
+        out.setdefault(dtype, {"how": how, "judged": 0, "not judged": 0})[outcome] += n
+    return out
 
 
 def _range(entry: dict) -> str:
@@ -285,6 +303,10 @@ def terminal_lines(data: dict, detailed: bool) -> list[str]:
                          "(cases away from the default; values seen):")
             for name, entry in hp.items():
                 lines.append(f"    {name}: {entry['judged cases away from the default']}; {_range(entry)}")
+        if imp["examples by dtype"]:
+            lines.append("  examples by dtype: " + ", ".join(
+                f"{d} {e['judged']} of {e['judged'] + e['not judged']} judged {e['how']}"
+                for d, e in imp["examples by dtype"].items()))
         if imp["features"]:
             lines.append("  features: " + ", ".join(f"{k} {n}" for k, n in imp["features"].items()))
         for s in imp["skipped"]:
@@ -302,7 +324,7 @@ def _ledger_data(ledger: Ledger) -> dict:
             "ranges": {k: v for k, v in ledger.seen.items() if not isinstance(v, set)},
             "flags": {k: sorted(v) for k, v in ledger.seen.items() if isinstance(v, set)},
             "edges": {k: sorted(v) for k, v in ledger.edges.items()}, "features": dict(ledger.features),
-            "cases": ledger.cases}
+            "judging": dict(ledger.judging), "cases": ledger.cases}
 
 
 def _merge(ledger: Ledger, data: dict) -> None:
@@ -319,6 +341,7 @@ def _merge(ledger: Ledger, data: dict) -> None:
     for k, values in data["edges"].items():
         ledger.edges[k].update(values)
     ledger.features.update(data["features"])
+    ledger.judging.update(data["judging"])
     ledger.cases += data["cases"]
 
 

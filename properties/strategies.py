@@ -73,13 +73,14 @@ def magnitude_range(dtype: torch.dtype) -> tuple[float, float]:
 def magnitude_regimes(dtype: torch.dtype) -> dict[str, tuple[float, float]]:
     """Magnitude ranges for a case's values: ``normal`` (``magnitude_range``), and the edges of the dtype's range —
     ``subnormal``, from a few subnormal spacings to just above the smallest normal number (gradual underflow:
-    squares underflow to 0), and ``near overflow``, from √max (squares overflow) to max/10⁴. The tolerance model
+    squares underflow to 0), and ``near overflow``, from √max (squares overflow) to max/10⁴ (float16, whose range is
+narrow: to 10√max). The tolerance model
     accounts for both (the error bound's η per operation and η/c on the inputs; the overflow check of products), so
     cases the rule does not determine there are discarded, not misjudged."""
     info = torch.finfo(dtype)
     return {"normal": magnitude_range(dtype),
             "subnormal": (info.smallest_normal * info.eps * 8, info.smallest_normal * 1e3),
-            "near overflow": (math.sqrt(info.max), info.max / 1e4)}
+            "near overflow": (math.sqrt(info.max), max(info.max / 1e4, math.sqrt(info.max) * 10))}
 
 
 # Most cases are normal; one in eight is at each edge of the dtype's range (shrinking goes to normal).

@@ -113,7 +113,7 @@ def test_step_never_writes_grad_nor_replaces_parameters(subject, data):
     """step() leaves .grad untouched and updates parameters in place (same object, storage, dtype, shape,
     device)."""
     case = data.draw(cases(subject, DTYPE), label="case")
-    assume(not applicable(subject, case, check="grads"))
+    assume(not applicable(subject, case, "grads"))
     with under_known_deviations(subject, case):
         check_step_leaves_grads_and_params_intact(subject, case)
 
@@ -157,7 +157,7 @@ def test_zero_grad_leaves_no_stale_gradient(subject, data):
     gradient is None or zero."""
     _require(subject, "zero_grad")
     case = data.draw(cases(subject, DTYPE, max_steps=2), label="case")
-    assume(not applicable(subject, case, check="grads"))   # a known deviation that writes into .grad
+    assume(not applicable(subject, case, "grads"))   # a known deviation that writes into .grad
     params = make_params(case, subject.device)
     opt = construct(subject, case, params)
     with under_known_deviations(subject, case):

@@ -10,9 +10,10 @@ from optimizers.adapters import ImplementationError
 from optimizers.known_deviations import DEVIATIONS
 from properties.assertions import NonConformance
 from properties.test_contract import check_step_leaves_grads_and_params_intact
-from properties.test_trajectory import check_trajectory
+from properties.test_trajectory import check_steps, check_trajectory
 
 CHECKS = {"trajectory": lambda s, c: check_trajectory(s, c, known_deviations=False),
+          "steps": lambda s, c: check_steps(s, c, known_deviations=False),
           "grads": check_step_leaves_grads_and_params_intact}
 
 

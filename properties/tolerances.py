@@ -24,8 +24,9 @@ What an implementation may do differently from the formula, and what each costs 
   ``STATE_FORM_ROUNDINGS`` = 2 roundings of |s_{t−1}| + |s_t| a step — except an exact zero, which every
   implementation assigns exactly (Rprop's forgotten gradient).
 * **The order of a product is the implementation's**: γ·g formed first underflows where g/(√v + ε)·γ does not, so θ
-  and g carry η/c, c the smallest factor a hyperparameter can put on them (γ, λ, β or 1 − β; at most 1): negligible
-  for normal values, the whole story for subnormal ones.
+  and g carry η/c, c the smallest factor a hyperparameter can put on them (γ, λ, the weight 1 − β of a fraction;
+  at most 1): negligible for normal values, the whole story for subnormal ones. A fraction β itself weighs the state
+  (β m), and every product of nonzero factors already carries η where the formula forms it.
 
 The tolerance of θ_t is its propagated bound plus the dtype's smallest normal number (below which an element has
 no relative precision to speak of).
@@ -35,8 +36,9 @@ centered RMSprop) comes within its operands' bounds, so rounding decides its sig
 the rule branches on a comparison rounding decides (ρ_t > 5 in RAdam; ``error_bound.Rounding.undetermined``).
 
 Not judged (Hypothesis discards the case): a float64 reference that is not finite or leaves the dtype's range; a
-case whose exact run forms a product of two factors ≥ 1 beyond the dtype's largest number times c (another order of
-the same product overflows: ``intermediate_overflow``); and an ill-conditioned case, whose bound anywhere exceeds
+case whose exact run forms a product beyond the dtype's largest number once the hyperparameter factors < 1 in it are
+taken out (another order of the same product, those factors applied last, overflows), or a quotient whose divisor's
+reciprocal is beyond it (a·(1/b)): ``intermediate_overflow``; and an ill-conditioned case, whose bound anywhere exceeds
 ``ILL_CONDITIONED`` = 1% of the trajectory's size (|θ_t| + Σ|Δ_s|) or is infinite (a denominator within its bound of
 0): the rule does not determine the result at that precision, and no implementation can be held to it.
 """
@@ -72,11 +74,21 @@ def subnormal_spacing(dtype: torch.dtype) -> float:
     return info.smallest_normal * info.eps
 
 
-def arithmetic(dtype: torch.dtype, limit_factor: float = 1.0) -> Rounding:
-    """The rounding model of an implementation computing in ``dtype``, beside a float64 reference."""
+def scalar_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype scalars are held in beside tensors of ``dtype``: float32 at least (torch's opmath for bfloat16 and
+    float16; a β2 of 0.9999 held in bfloat16 would be 1)."""
+    return torch.float32 if torch.finfo(dtype).bits < 32 else dtype
+
+
+def arithmetic(dtype: torch.dtype) -> Rounding:
+    """The rounding model of an implementation computing in ``dtype``, beside a float64 reference: tensors' elements
+    round to ``dtype``, scalars to ``scalar_dtype(dtype)``."""
+    s = scalar_dtype(dtype)
     return Rounding(dtype, u=ROUNDINGS_PER_OPERATION * (unit_roundoff(dtype) + U64),
                     eta=ROUNDINGS_PER_OPERATION * subnormal_spacing(dtype),
-                    limit=torch.finfo(dtype).max * limit_factor)
+                    limit=torch.finfo(dtype).max,
+                    scalar_dtype=s, scalar_u=ROUNDINGS_PER_OPERATION * (unit_roundoff(s) + U64),
+                    scalar_eta=ROUNDINGS_PER_OPERATION * subnormal_spacing(s))
 
 
 def _fraction(domain) -> bool:
@@ -92,13 +104,13 @@ def _fractions(rule) -> set[str]:
 
 def hyper_factors(rule, hp: dict) -> list[float]:
     """The hyperparameter-derived factors an implementation may multiply θ or g by before anything else (or after
-    everything else): β and 1 − β of a fraction, γ, λ."""
+    everything else): γ, λ, and 1 − β of a fraction, the weight it puts on g."""
     fractions, out = _fractions(rule), []
     for k, v in hp.items():
         for x in (v if isinstance(v, tuple) else (v,)):
             if isinstance(x, bool) or not isinstance(x, float) or x == 0.0:
                 continue
-            out += [abs(x), 1.0 - x] if k in fractions else [abs(x)] if k in ("lr", "weight_decay") else []
+            out += [1.0 - x] if k in fractions else [abs(x)] if k in ("lr", "weight_decay") else []
     return [x for x in out if x > 0]
 
 
@@ -155,6 +167,13 @@ def _declared_state_terms(r: Rounding, before: dict, after: dict) -> dict:
     return out
 
 
+def _beyond_range(state, limit: float) -> bool:
+    """Whether a state tensor of the exact run is beyond the dtype's largest number (Adagrad's Σg² in float16): an
+    implementation's is ±inf there."""
+    return any(isinstance(s, Bounded) and isinstance(s.v, ARRAY) and np.size(s.v) and np.max(np.abs(s.v)) > limit
+               for s in state)
+
+
 def _sparse_gradient(g, r: Rounding, c: float, dtype: torch.dtype) -> Masked:
     """A sparse gradient as the rule sees it, bounded: entries at the same index added in the dtype in any order
     (n entries: (n − 1) u Σ|values|), beside the underflow term of a dense gradient."""
@@ -181,10 +200,13 @@ def _joined(arrays) -> np.ndarray:
     return np.concatenate([np.asarray(a, dtype=np.float64).reshape(-1) for a in arrays])
 
 
-def error_bounds(case: Case) -> dict:
+def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None) -> dict:
     """One pass of the reference on Bounded values: per step and parameter the bound on θ's error; and what the
-    run met (``overflow``, ``undetermined_sign``, ``undetermined_from``: the first step a branch was undecided)."""
-    r = arithmetic(case.dtype, smallest_factor(case))
+    run met (``overflow``, ``undetermined_sign``, ``undetermined_from``: the first step a branch was undecided).
+    With ``restart`` (an implementation's parameters after every step), each step starts from the implementation's
+    θ_{t−1}, exact, instead of the reference's: the bound is then one step's (the state's bound still carries), and
+    ``values`` holds the reference's step from there, per step and parameter."""
+    r = arithmetic(case.dtype)
     c = smallest_factor(case)
     cancelled = []
 
@@ -203,13 +225,16 @@ def error_bounds(case: Case) -> dict:
         t = np.array(case.params[b[0]], dtype=np.float64) if len(b) == 1 else _joined(case.params[i] for i in b)
         params.append(Bounded(t, _underflow(t, c, case.dtype)))
     states: list[dict] = [{} for _ in params]
-    rows, undetermined_from = [], None
+    rows, values, undetermined_from, stopped = [], [], None, None
     with rounding(r), watching(observe):
         for step, grads in enumerate(case.grads):
+            if restart is not None and step > 0:
+                params = [Bounded(restart[step - 1][b[0]] if len(b) == 1 else _joined(restart[step - 1][i] for i in b),
+                                  0.0) for b in blocks]
             for k, b in enumerate(blocks):
                 if grads[b[0]] is None:
                     continue
-                hp = {name: hyperparameter(v, case.dtype, name in fractions)
+                hp = {name: hyperparameter(v, scalar_dtype(case.dtype), name in fractions)
                       for name, v in case.hp_at(b[0], step).items()}
                 before = params[k]
                 θ = Bounded(before.v, before.e + _underflow(before.v, c, case.dtype))
@@ -223,23 +248,31 @@ def error_bounds(case: Case) -> dict:
                 writes = (THETA_WRITES - 1) * r.u * np.maximum(_abs(before), _abs(θ))
                 params[k] = Bounded(θ.v, θ.e + writes)
                 states[k] = _declared_state_terms(r, states[k], state)
+                r.overflow = r.overflow or _beyond_range(states[k].values(), r.limit)
             if r.undetermined and undetermined_from is None:
                 undetermined_from = step
             rows.append([p.error() for p in params])
+            values.append([np.asarray(p.v, dtype=np.float64) for p in params])
             if undetermined_from is not None or r.overflow or cancelled:
                 # the rest is judged for finiteness only (or not judged): no bound to compute
-                rows += [[np.full(p.shape, np.inf) for p in params] for _ in range(len(case.grads) - len(rows))]
+                stopped, rest = step, len(case.grads) - len(rows)
+                rows += [[np.full(p.shape, np.inf) for p in params] for _ in range(rest)]
+                values += [[np.zeros(p.shape) for p in params] for _ in range(rest)]
                 break
-    bounds = []
-    for row in rows:
-        out = [None] * len(case.params)
-        for k, b in enumerate(blocks):
-            pieces = np.split(row[k].reshape(-1), np.cumsum([np.size(case.params[i]) for i in b])[:-1])
-            for i, piece in zip(b, pieces, strict=True):
-                out[i] = piece.reshape(np.shape(case.params[i]))
-        bounds.append(out)
-    return {"bounds": bounds, "overflow": r.overflow, "undetermined_sign": bool(cancelled),
-            "undetermined_from": undetermined_from}
+    return {"bounds": [_per_parameter(case, blocks, row) for row in rows],
+            "values": [_per_parameter(case, blocks, row) for row in values],
+            "overflow": r.overflow, "undetermined_sign": bool(cancelled), "undetermined_from": undetermined_from,
+            "stopped": stopped}
+
+
+def _per_parameter(case: Case, blocks: list[list[int]], row: list[np.ndarray]) -> list[np.ndarray]:
+    """A row of per-block arrays split back into the case's parameters."""
+    out = [None] * len(case.params)
+    for k, b in enumerate(blocks):
+        pieces = np.split(np.reshape(row[k], -1), np.cumsum([np.size(case.params[i]) for i in b])[:-1])
+        for i, piece in zip(b, pieces, strict=True):
+            out[i] = piece.reshape(np.shape(case.params[i]))
+    return out
 
 
 def _bounds(case: Case) -> dict:
@@ -249,9 +282,9 @@ def _bounds(case: Case) -> dict:
 
 
 def intermediate_overflow(case: Case) -> bool:
-    """Whether the exact run forms a product of two factors ≥ 1 beyond the dtype's largest number times the
-    smallest factor c a hyperparameter can put on it (another order of the same product overflows: g·g first
-    where (1 − γ)·g·g = 2.8e38 is a float32 number), or overflows outright. Not judged."""
+    """Whether the exact run forms a product beyond the dtype's largest number once its hyperparameter factors are
+    taken out (another order of the same product overflows: g·g first where (1 − β2)·g·g = 2.8e38 is a float32
+    number), a quotient whose divisor's reciprocal overflows, or overflows outright. Not judged."""
     return _bounds(case)["overflow"]
 
 
@@ -298,3 +331,25 @@ def judgeable(case: Case, expected: list[list[np.ndarray]], tol: list[list[np.nd
     if not ok or tol is None:
         return ok
     return not intermediate_overflow(case) and not case.notes.get("ill-conditioned", False)
+
+
+def step_tolerances(case: Case, actual: list[list[np.ndarray]]) -> tuple[list, list]:
+    """Judged step by step: per step and parameter, the reference's step from the implementation's own θ_{t−1}
+    (``actual``; the case's θ_0 at the first step) with the reference's state, and its tolerance, one step's bound
+    (the state's bound carried from the start) plus the dtype's smallest normal number; ∞ where the run is judged
+    for finiteness only. Rounding then cannot compound over the trajectory: what bfloat16 and float16 are judged
+    by, where a whole trajectory is rarely determined. The rows stop before the first step the rule does not
+    determine at this precision: one whose bound is not finite somewhere (a denominator within its bound of 0, ε
+    below the dtype's smallest subnormal), that forms a product another order overflows (``intermediate_overflow``),
+    branches where rounding decides (``Rounding.undetermined``) or cancels (``undetermined_sign``); through the
+    state, no step after it is determined either."""
+    b = error_bounds(case, restart=actual)
+    case.notes["error bounds"] = b
+    tiny = torch.finfo(case.dtype).tiny
+    expected, tol = [], []
+    for t, (row, values) in enumerate(zip(b["bounds"], b["values"], strict=True)):
+        if t == b["stopped"] or not all(np.all(np.isfinite(e)) for e in row):
+            break
+        tol.append([e + tiny for e in row])
+        expected.append(values)
+    return expected, tol
