@@ -17,6 +17,8 @@ whether the tree had uncommitted changes), the date, the machine, the command an
 * ``false-alarms`` — ``python -m properties.false_alarms --jobs 2``: the default suite's seeded tests under 20 seeds.
 * ``false-alarms-new-rules`` — the same, restricted to the tests of Adafactor, SparseAdam and Muon and to every
   correct variant of the self-tests (``-k``): what a change to those rules, or to the planted bases, must pass.
+* ``false-alarms-low-precision`` — the same, restricted to the bfloat16 and float16 trajectory tests (judged step by
+  step): what a change to the step-by-step judgement must pass.
 * ``ci-recipe`` — ``python -m benchmarks.ci_recipe``: docs/examples/conformance.yml's steps in a fresh virtual
   environment outside the checkout, on docs/examples/my_adam.py (a user's own Adam): install, run, verdict.
 """
@@ -55,6 +57,8 @@ COMMANDS = {
     "false-alarms-new-rules": ["-m", "properties.false_alarms", "--jobs", "2", "--", "-m", "hypothesis or seeded",
                                "-k", "SparseAdam or sparse_adam or Muon or muon or Adafactor or adafactor or "
                                      "correct_variant"],
+    "false-alarms-low-precision": ["-m", "properties.false_alarms", "--jobs", "2", "--", "-m", "hypothesis",
+                                   "properties/test_trajectory.py", "-k", "steps"],
     "ci-recipe": ["-m", "benchmarks.ci_recipe"],
 }
 
@@ -92,8 +96,8 @@ def run(name: str) -> dict:
                            "judged": b["extra_info"].get("judged")} for b in data["benchmarks"]]
     elif name in ("catch", "tightness"):
         record["rows"] = json.loads((tmp / f"{name}.json").read_text())
-    elif name in ("false-alarms", "false-alarms-new-rules", "quick", "adafactor", "lion", "sparse_adam", "muon", "suite",
-                  "ci-recipe"):
+    elif name in ("false-alarms", "false-alarms-new-rules", "false-alarms-low-precision", "quick", "adafactor", "lion",
+                  "sparse_adam", "muon", "suite", "ci-recipe"):
         record["output_tail"] = lines[-25:]
     DIR.mkdir(parents=True, exist_ok=True)
     (DIR / f"{name}.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
