@@ -64,6 +64,10 @@ def pytest_addoption(parser):
                     help=f"the rule it claims to implement: {', '.join(RULES)}; or a rule of your own, "
                          "path/to/rule.py:NAME or package.module:NAME (docs/your-own-rule.md)")
     group.addoption("--device", metavar="DEVICE", default="cpu", help="cpu (default) or cuda")
+    group.addoption("--subnormals", choices=("ieee", "flush"), default=None,
+                    help="ieee (default): judge against IEEE gradual underflow; flush: the implementation may flush "
+                         "subnormal inputs and results to zero (GPU fast math, Triton, XLA on CPU), judge against a "
+                         "reference that may too (an optax optimizer declares flush by itself)")
     group.addoption("--known-deviations", metavar="FILE", default=None,
                     help="TOML file of deviations you expect, each with a reason: tests (by id or glob) become "
                          "expected failures; a rule's hyperparameter (or name=value) is taken out of the searches; "
@@ -100,7 +104,9 @@ def _subjects(config) -> list[Subject]:
     if rule_name is None:
         raise pytest.UsageError(f"--optimizer {spec} needs --rule RULE; known rules: {', '.join(RULES)}")
     try:
-        subject = Subject(spec, resolve(spec, RULES[rule_name]), RULES[rule_name], spec, device=device)
+        factory = resolve(spec, RULES[rule_name])
+        subnormals = config.getoption("subnormals") or getattr(factory, "subnormals", "ieee")
+        subject = Subject(spec, factory, RULES[rule_name], spec, device=device, subnormals=subnormals)
         if config.ranks:  # a sharded constructor needs its process group: probe it in every rank
             from properties.ranks import probe_across
             probe_across(subject, config.ranks)
@@ -223,12 +229,15 @@ def pytest_report_header(config):
                                 for f in ("param_groups", "state_dict", "closure", "zero_grad", "add_param_group")),
             *([f"ranks: {config.ranks} processes (torch.distributed, gloo on 127.0.0.1), every rank's parameters "
                "judged after every step"] if config.ranks else []),
+            *(["subnormals: flush (the implementation may flush subnormal inputs and results to zero; judged "
+               "against a reference that may too)"] if s.subnormals == "flush" else []),
         ]
     else:
         lines.append(f"built-in implementations: {len(subjects)} "
                      f"({', '.join(sorted({s.rule.name for s in subjects}))}); device: {subjects[0].device}")
-    from properties.test_trajectory import DTYPES
-    lines.append(f"dtypes: {', '.join(str(d).replace('torch.', '') for d in DTYPES)}")
+    from properties.test_trajectory import DTYPES, LOW_PRECISION
+    whole, steps = (", ".join(str(d).replace("torch.", "") for d in dtypes) for dtypes in (DTYPES, LOW_PRECISION))
+    lines.append(f"dtypes: {whole} (judged over the trajectory); {steps} (step by step)")
     return lines
 
 

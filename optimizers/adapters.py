@@ -51,6 +51,9 @@ class Subject:
     spec: str                                   # for the reproducer: module:Name or path.py:Name
     fixed: dict = field(default_factory=dict)   # constructor arguments always passed (foreach=True, ...)
     device: str = "cpu"
+    #: "ieee" (gradual underflow, the default) or "flush": the implementation may flush subnormal inputs and results
+    #: to zero (GPU fast math, Triton, XLA on CPU), and is judged against a reference that may too
+    subnormals: str = "ieee"
 
     def __repr__(self) -> str:
         return f"Subject({self.id}, rule {self.rule.name})"

@@ -158,6 +158,7 @@ def optax_optimizer(obj: Callable, rule: Rule, convention: Convention | None = N
         return OptaxOptimizer(params, fn, fixed, convention, accepted, {**defaults, **hyperparameters})
 
     factory.__name__ = factory.__qualname__ = f"optax_{name}"
+    factory.subnormals = "flush"   # XLA on CPU flushes subnormal inputs and results to zero, as JAX documents
     factory.__doc__ = (f"optax.{name}{' with ' + repr(fixed) if fixed else ''} as a torch.optim optimizer for rule "
                        f"{rule.name!r}; defaults are optax's")
     factory.__signature__ = signature(defaults)

@@ -2,6 +2,8 @@
 expected, actual, error, tolerance — and print a reproducer that runs without the suite."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -128,6 +130,22 @@ def grad_reproducer(subject: Subject, case: Case, upto: int, i: int) -> str:
                       *check])
 
 
+def _flushing_explains(case: Case, actual, expected, t: int, i: int, index: tuple, err: float) -> bool:
+    """Whether an IEEE case's deviation at step ``t`` is within the bound of an implementation that flushes subnormal
+    inputs and results to zero (or one the rule does not determine then): judged as that, it would not fail."""
+    from properties.tolerances import flushes, step_tolerances, tolerances
+    if flushes(case):
+        return False
+    notes = {k: v for k, v in case.notes.items() if k != "error bounds"}
+    flushed = dataclasses.replace(case, grads=case.grads[:t + 1], lrs=case.lrs[:t + 1],
+                                  notes={**notes, "subnormals": "flush"})
+    if case.notes.get("judged") == "step by step":
+        tol = step_tolerances(flushed, actual[:t + 1])[1]
+    else:
+        tol = tolerances(flushed, expected[:t + 1])
+    return len(tol) <= t or bool(err <= tol[t][i][index])
+
+
 def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, tol) -> None:
     """Every parameter after every step within tolerance of the reference; the first deviation explained."""
     __tracebackhide__ = True
@@ -156,8 +174,15 @@ def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, t
                        "hyperparameters": {k: _jsonable(v) for k, v in hp.items()}, "reproducer": script,
                        "subnormal inputs": _subnormal_inputs(case, t),
                        "judged": case.notes.get("judged", "over the trajectory")}
+            flushing = _flushing_explains(case, actual, expected, t, i, index, float(err[index]))
+            details["subnormals"] = "flushing explains it" if flushing else "IEEE"
+            tiny = torch.finfo(case.dtype).tiny
             raise NonConformance("\n".join([
                 f"{subject.id} does not conform to rule {case.rule.name!r} ({case.rule.source}).",
+                *([f"  subnormal numbers: this case feeds or forms numbers below {str(case.dtype).replace('torch.', '')}"
+                   f"'s smallest normal ({tiny:.3g}), and the implementation is within the bound of one that flushes "
+                   "them to zero (FTZ/DAZ: GPU fast math, Triton, XLA on CPU); if it flushes by design, judge it "
+                   "with --subnormals=flush"] if flushing else []),
                 f"  step {t} of {case.steps} (0-based), parameter {i} (shape {tuple(e.shape)}, group {k}), "
                 f"element {index}, dtype {str(case.dtype).replace('torch.', '')}",
                 f"  expected {_fmt(e[index])}   actual {_fmt(a[index])}",

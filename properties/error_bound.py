@@ -83,6 +83,8 @@ class Rounding:
     scalar_dtype: torch.dtype | None = None
     scalar_u: float | None = None
     scalar_eta: float | None = None
+    #: subnormal results may be flushed to 0 (``eta`` is then the smallest normal number): sums carry η too
+    flush: bool = False
     overflow: bool = False
     undetermined: bool = False        # branches that could not be followed both ways were met
     # scalar comparisons of the current call: how many so far, the outcomes forced, the undecided ones met
@@ -125,11 +127,12 @@ class Rounding:
     def rho_sum(self, a, b):
         """The rounding of a ± b in any grouping with other terms: u·(|a| + |b|) (the partial sums an
         implementation forms instead, θ − a' − b' for θ − (a' + b'), are bounded by the terms' magnitudes); a sum of
-        numbers of the dtype is exact below its smallest normal number, a sum with a wider scalar is not (+η)."""
+        numbers of the dtype is exact below its smallest normal number, a sum with a wider scalar, or one whose
+        subnormal result may be flushed to 0, is not (+η)."""
         array_a, array_b = isinstance(a, ARRAY), isinstance(b, ARRAY)
         if not (array_a or array_b):
-            return self.scalar_u * (abs(a) + abs(b))
-        if array_a != array_b and self.scalar_dtype != self.dtype:
+            return self.scalar_u * (abs(a) + abs(b)) + (self.scalar_eta if self.flush else 0.0)
+        if self.flush or array_a != array_b and self.scalar_dtype != self.dtype:
             # a scalar of a wider dtype is not a number of the tensor's: the sum rounds below its smallest normal too
             return self.u * (abs(a) + abs(b)) + self.eta
         return self.u * (abs(a) + abs(b))

@@ -8,6 +8,8 @@ follows from the arithmetic stated in its docstring, not from running the model.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -16,12 +18,14 @@ from optimizers import planted, template
 from optimizers.adapters import Subject
 from optimizers.known_deviations import _case
 from properties.assertions import NonConformance
-from properties.test_trajectory import check_trajectory
+from optimizers.adapters import implementation_trajectory
+from properties.test_trajectory import check_steps, check_trajectory
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from properties.error_bound import Bounded, rounding
-from properties.tolerances import arithmetic, error_bounds, judgeable, subnormal_spacing, tolerances, undetermined_sign
+from properties.tolerances import (arithmetic, error_bounds, hyperparameter, judgeable, step_tolerances,
+                                   subnormal_spacing, tolerances, undetermined_sign)
 from reference.registry import RULES
 from reference.trajectory import Case, Group, reference_trajectory
 
@@ -57,20 +61,101 @@ _OPERATIONS = {
 }
 
 
+_WITH_SCALARS = {   # tensor op Python number: torch holds the number in float32 (opmath) beside 16-bit tensors
+    "a * 0.1 + 1e-8": (lambda a, b: a * 0.1 + 1e-8), "(|a| + 3e-8) / 0.7": (lambda a, b: (abs(a) + 3e-8) / 0.7),
+    "0.999 * a + 0.001 * b": (lambda a, b: 0.999 * a + 0.001 * b),
+}
+LOW = (torch.bfloat16, torch.float16)
+
+
+@pytest.mark.parametrize("dtype", [F32, *LOW], ids=["float32", "bfloat16", "float16"])
 @settings(max_examples=300, deadline=None)
 @given(a=st.lists(_F32_VALUES, min_size=3, max_size=3), b=st.lists(_F32_VALUES, min_size=3, max_size=3),
-       op=st.sampled_from(sorted(_OPERATIONS)))
-def test_error_bound_contains_float32_arithmetic(a, b, op):
-    """For float32 operands and each operation the bound covers (sums, products, quotients, roots, powers, max,
-    branches), the float32 result of the same expression lies within the float64 value's bound: the bound is a
-    bound on real arithmetic, not an estimate."""
-    f = _OPERATIONS[op]
-    x, y = (torch.tensor(v, dtype=torch.float64) for v in (a, b))
-    with rounding(arithmetic(F32)):
+       op=st.sampled_from(sorted(_OPERATIONS) + sorted(_WITH_SCALARS)))
+def test_error_bound_contains_the_dtypes_arithmetic(dtype, a, b, op):
+    """For operands in the dtype and each operation the bound covers (sums, products, quotients, roots, powers, max,
+    branches; with Python numbers, which an implementation holds in float32 beside 16-bit tensors), the result of the
+    same expression computed by torch in the dtype lies within the float64 value's bound: the bound is a bound on
+    real arithmetic, not an estimate."""
+    f = {**_OPERATIONS, **_WITH_SCALARS}[op]
+    x, y = (torch.tensor(v, dtype=torch.float64).to(dtype).to(torch.float64) for v in (a, b))
+    with rounding(arithmetic(dtype)):
         bounded = f(Bounded(x), Bounded(y))
-    actual = f(x.to(F32), y.to(F32)).to(torch.float64).numpy()
+    actual = f(x.to(dtype), y.to(dtype)).to(torch.float64).numpy()
     finite = np.isfinite(actual) & np.isfinite(bounded.v)
     assert np.all(np.abs(actual - bounded.v)[finite] <= bounded.error()[finite]), (actual, bounded)
+
+
+def test_hyperparameters_beside_16_bit_tensors_are_float32_numbers():
+    """Adam's β2 = 0.9999 is 1.0 in bfloat16 (spacing 2⁻⁸ below 1), so 1 − β2^t would be 0 and the rule undefined;
+    torch holds it as a Python number, used in float32 (opmath). The model holds scalars in float32 beside 16-bit
+    tensors: a one-step bfloat16 Adam case with β2 = 0.9999 has a finite step bound below the step itself (γ = 0.1:
+    a θ that did not move fails), and torch's Adam is within it."""
+    case = _case("adam", [{"lr": 0.1, "betas": (0.9, 0.9999)}], [[1.0, -2.0]], [[[0.5, 3.0]]], torch.bfloat16)
+    subject = Subject("torch.optim.Adam", torch.optim.Adam, RULES["adam"], "torch.optim:Adam", {"foreach": False})
+    expected, tol = step_tolerances(case, implementation_trajectory(subject, case))
+    assert len(expected) == 1 and np.all(tol[0][0] < 0.1)
+    check_steps(subject, case)
+
+
+def test_a_scalar_below_the_dtypes_subnormals_added_to_a_tensor_is_not_a_number_of_it():
+    """In float16 (smallest subnormal 6e-8), 0 + ε with ε = 1e-8 is 0: a sum of a tensor and a float32 scalar rounds
+    below the smallest normal number too, so √v + ε with v = 0 carries ≥ ε and a division by it is unbounded — Adam on
+    a zero gradient is 0/0 in float16 (torch gives NaN) and its step is not judged. In float32 ε is a number of the
+    dtype and the same case is judged."""
+    with rounding(arithmetic(torch.float16)):
+        s = Bounded(np.zeros(1)) + 1e-8
+    assert float(s.e[0]) >= 1e-8
+    case = _case("adam", [{"lr": 0.1}], [[1.0]], [[[0.0]]], torch.float16)
+    subject = Subject("torch.optim.Adam", torch.optim.Adam, RULES["adam"], "torch.optim:Adam", {"foreach": False})
+    assert step_tolerances(case, implementation_trajectory(subject, case))[0] == []
+    assert judged(_case("adam", [{"lr": 0.1}], [[1.0]], [[[0.0]]], F32))
+
+
+def test_a_products_overflow_check_takes_out_only_the_factors_it_holds():
+    """float16 (largest 65504): (1 − β2)·g·g with 1 − β2 = 1e-3 and g = 300 is 90, but g·g first is 9e4: another order
+    overflows, so the case is not judged. γ·x with γ = 0.1 and x = 600 (60) has no order beyond 600, whatever the
+    smallest hyperparameter of the case (β2 = 0.999 here): judged — the factor taken out is the product's own."""
+    with rounding(arithmetic(torch.float16)) as r:
+        g = Bounded(np.array([300.0]))
+        _ = hyperparameter(1e-3, torch.float32) * g * g
+    assert r.overflow
+    with rounding(arithmetic(torch.float16)) as r:
+        _ = hyperparameter(0.1, torch.float32) * Bounded(np.array([600.0]))
+    assert not r.overflow
+
+
+def test_a_scalar_divided_by_a_tensor_whose_reciprocal_overflows_is_not_judged():
+    """torch computes ``scalar / tensor`` as scalar·(1/tensor): in float16, γ/(ε + √s) with ε + √s = 1e-5 forms
+    1/1e-5 = 1e5 > 65504, inf, and γ = 0 makes it NaN (002's Adagrad template did), where γ/(ε + √s) is 0. A case
+    whose exact run divides a scalar by such a tensor is not judged; tensor / tensor is computed directly."""
+    with rounding(arithmetic(torch.float16)) as r:
+        _ = hyperparameter(0.0, torch.float32) / Bounded(np.array([1e-5]))
+    assert r.overflow
+    with rounding(arithmetic(torch.float16)) as r:
+        _ = Bounded(np.array([1e-3])) / Bounded(np.array([1e-5]))
+    assert not r.overflow
+
+
+def test_state_beyond_the_dtypes_range_is_not_judged():
+    """Adagrad's Σg² in float16: g = 200 for two steps gives 8e4 > 65504, inf in any float16 implementation (θ then
+    stops moving), where the float64 rule's state is finite: the step that forms it, and those after, are not
+    judged; the first step (4e4) is."""
+    case = _case("adagrad", [{"lr": 0.01}], [[1.0]], [[[200.0]], [[200.0]], [[200.0]]], torch.float16)
+    subject = Subject("torch.optim.Adagrad", torch.optim.Adagrad, RULES["adagrad"], "torch.optim:Adagrad",
+                      {"foreach": False})
+    expected, _ = step_tolerances(case, implementation_trajectory(subject, case))
+    assert len(expected) == 1
+
+
+def test_judged_step_by_step_a_deviation_does_not_compound():
+    """SGD in bfloat16, γ = 0.5, g = 1 twice from θ = 1: the rule's steps are 0.5 then 0. An implementation at 0.625
+    after the first step (off by 0.125, far beyond one step's bound) is judged at the second from its own 0.625: the
+    expected value there is 0.125, and a second step taken correctly conforms — each step is judged alone."""
+    case = _case("sgd", [{"lr": 0.5}], [[1.0]], [[[1.0]], [[1.0]]], torch.bfloat16)
+    expected, tol = step_tolerances(case, [[np.array([0.625])], [np.array([0.125])]])
+    assert expected[0][0][0] == 0.5 and abs(0.625 - 0.5) > tol[0][0][0]
+    assert expected[1][0][0] == 0.125 and tol[1][0][0] < 0.125 / 4
 
 
 def test_square_that_underflows_leaves_adam_without_eps_undetermined_in_float32():
@@ -338,3 +423,35 @@ def test_square_root_of_a_value_within_its_bound_of_zero_reaches_up_to_the_root_
                  [[0.06, 0.5]], [[[1.0, -2.0]], [[0.0, 0.0]]])
     check_trajectory(Subject("planted._SparseAdam", planted._SparseAdam, RULES["sparse_adam"],
                              "optimizers.planted:_SparseAdam"), case)
+
+
+class _FlushingSGD(torch.optim.SGD):
+    """torch's SGD as a flush-to-zero machine runs it: subnormal gradients read as 0 (DAZ), subnormal results
+    written as 0 (FTZ)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        params = [p for g in self.param_groups for p in g["params"]]
+        for p in params:
+            if p.grad is not None:
+                p.grad[p.grad.abs() < torch.finfo(p.dtype).tiny] = 0
+        super().step(closure)
+        for p in params:
+            p[p.abs() < torch.finfo(p.dtype).tiny] = 0
+
+
+def test_flush_to_zero_is_a_declared_mode_and_a_failure_it_explains_says_so():
+    """SGD in float64, γ = 10, on a subnormal gradient g = −1e-308 from θ = 1e-300: the IEEE rule moves θ by
+    1e-307, five times float64's smallest normal number; an implementation that reads g as 0 does not move it. By
+    default (IEEE) that is a deviation, and its message says in its first lines that flushing subnormals explains
+    it; declared as ``--subnormals=flush`` (``Subject.subnormals``, the case's note), it conforms — and so does
+    torch's SGD, which does not flush."""
+    case = _case("sgd", [{"lr": 10.0}], [[1e-300]], [[[-1e-308]]])
+    ieee = Subject("FlushingSGD", _FlushingSGD, RULES["sgd"], "properties.test_tolerance_model:_FlushingSGD")
+    with pytest.raises(NonConformance) as failure:
+        check_trajectory(ieee, case)
+    assert "subnormal numbers:" in str(failure.value).splitlines()[1]
+    assert "--subnormals=flush" in str(failure.value).splitlines()[1]
+    flushed = dataclasses.replace(case, notes={"subnormals": "flush"})
+    check_trajectory(dataclasses.replace(ieee, subnormals="flush"), flushed)
+    check_trajectory(Subject("torch.optim.SGD", torch.optim.SGD, RULES["sgd"], "torch.optim:SGD"), flushed)

@@ -80,15 +80,26 @@ def scalar_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if torch.finfo(dtype).bits < 32 else dtype
 
 
-def arithmetic(dtype: torch.dtype) -> Rounding:
+def flushes(case: Case) -> bool:
+    """Whether the implementation judged on ``case`` may flush subnormal numbers to zero (``--subnormals=flush``)."""
+    return case.notes.get("subnormals") == "flush"
+
+
+def underflow_spacing(dtype: torch.dtype, flush: bool = False) -> float:
+    """The absolute error of a result below the dtype's smallest normal number: its subnormal spacing, or with
+    flush-to-zero the smallest normal number itself (a result, or an input, below it may be 0)."""
+    return torch.finfo(dtype).tiny if flush else subnormal_spacing(dtype)
+
+
+def arithmetic(dtype: torch.dtype, flush: bool = False) -> Rounding:
     """The rounding model of an implementation computing in ``dtype``, beside a float64 reference: tensors' elements
-    round to ``dtype``, scalars to ``scalar_dtype(dtype)``."""
+    round to ``dtype``, scalars to ``scalar_dtype(dtype)``; with ``flush``, subnormal results and inputs may be 0."""
     s = scalar_dtype(dtype)
     return Rounding(dtype, u=ROUNDINGS_PER_OPERATION * (unit_roundoff(dtype) + U64),
-                    eta=ROUNDINGS_PER_OPERATION * subnormal_spacing(dtype),
+                    eta=ROUNDINGS_PER_OPERATION * underflow_spacing(dtype, flush),
                     limit=torch.finfo(dtype).max,
                     scalar_dtype=s, scalar_u=ROUNDINGS_PER_OPERATION * (unit_roundoff(s) + U64),
-                    scalar_eta=ROUNDINGS_PER_OPERATION * subnormal_spacing(s))
+                    scalar_eta=ROUNDINGS_PER_OPERATION * underflow_spacing(s, flush), flush=flush)
 
 
 def _fraction(domain) -> bool:
@@ -143,12 +154,13 @@ def _complement_error(v: float, dtype: torch.dtype) -> float:
     return float(abs(Fraction(rounded) - exact)) if math.isfinite(rounded) else math.inf
 
 
-def _underflow(x: np.ndarray, c: float, dtype: torch.dtype) -> np.ndarray:
+def _underflow(x: np.ndarray, c: float, dtype: torch.dtype, flush: bool = False) -> np.ndarray:
     """The bound an input carries because an implementation may form c·x first: where c·x is below the smallest
-    normal number, η/c (at most |x|: rounding never crosses zero); elsewhere nothing beyond the rounding of c·x."""
+    normal number, η/c (at most |x|: rounding never crosses zero); elsewhere nothing beyond the rounding of c·x.
+    With flush-to-zero, a subnormal input may be read as 0 (|x|), and η is the smallest normal number."""
     a = np.abs(x)
     limit = torch.finfo(dtype).tiny / c if c > 0 else math.inf
-    return np.where((a < limit) & (a > 0), np.minimum(a, subnormal_spacing(dtype) / c), 0.0)
+    return np.where((a < limit) & (a > 0), np.minimum(a, underflow_spacing(dtype, flush) / c), 0.0)
 
 
 def _abs(b: Bounded) -> np.ndarray:
@@ -180,7 +192,7 @@ def _sparse_gradient(g, r: Rounding, c: float, dtype: torch.dtype) -> Masked:
     g = as_sparse(g)
     dense = np.asarray(g.dense(), dtype=np.float64)
     adding = r.u * np.maximum(g.entries() - 1, 0) * g.magnitude()
-    return masked(g, Bounded(dense, _underflow(dense, c, dtype) + adding))
+    return masked(g, Bounded(dense, _underflow(dense, c, dtype, r.flush) + adding))
 
 
 def _blocks(case: Case) -> list[list[int]]:
@@ -206,7 +218,8 @@ def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None) -> d
     With ``restart`` (an implementation's parameters after every step), each step starts from the implementation's
     θ_{t−1}, exact, instead of the reference's: the bound is then one step's (the state's bound still carries), and
     ``values`` holds the reference's step from there, per step and parameter."""
-    r = arithmetic(case.dtype)
+    flush = flushes(case)
+    r = arithmetic(case.dtype, flush)
     c = smallest_factor(case)
     cancelled = []
 
@@ -223,7 +236,7 @@ def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None) -> d
     params = []
     for b in blocks:
         t = np.array(case.params[b[0]], dtype=np.float64) if len(b) == 1 else _joined(case.params[i] for i in b)
-        params.append(Bounded(t, _underflow(t, c, case.dtype)))
+        params.append(Bounded(t, _underflow(t, c, case.dtype, flush)))
     states: list[dict] = [{} for _ in params]
     rows, values, undetermined_from, stopped = [], [], None, None
     with rounding(r), watching(observe):
@@ -237,12 +250,12 @@ def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None) -> d
                 hp = {name: hyperparameter(v, scalar_dtype(case.dtype), name in fractions)
                       for name, v in case.hp_at(b[0], step).items()}
                 before = params[k]
-                θ = Bounded(before.v, before.e + _underflow(before.v, c, case.dtype))
+                θ = Bounded(before.v, before.e + _underflow(before.v, c, case.dtype, flush))
                 if case.rule.sparse_gradients:
                     g = _sparse_gradient(grads[b[0]], r, c, case.dtype)
                 else:
                     gt = np.array(grads[b[0]], dtype=np.float64) if single[k] else _joined(grads[i] for i in b)
-                    g = Bounded(gt, _underflow(gt, c, case.dtype))
+                    g = Bounded(gt, _underflow(gt, c, case.dtype, flush))
                 θ, state = both_ways(lambda: case.rule.update(θ, g, states[k], **hp), r)
                 θ = Bounded(np.asarray(θ.v, dtype=np.float64), θ.error())
                 writes = (THETA_WRITES - 1) * r.u * np.maximum(_abs(before), _abs(θ))
