@@ -83,7 +83,9 @@ def test_error_bound_contains_the_dtypes_arithmetic(dtype, a, b, op):
         bounded = f(Bounded(x), Bounded(y))
     actual = f(x.to(dtype), y.to(dtype)).to(torch.float64).numpy()
     finite = np.isfinite(actual) & np.isfinite(bounded.v)
-    assert np.all(np.abs(actual - bounded.v)[finite] <= bounded.error()[finite]), (actual, bounded)
+    with np.errstate(invalid="ignore"):   # ∞ − ∞ where neither is finite: those are not compared
+        error = np.abs(actual - bounded.v)
+    assert np.all(error[finite] <= bounded.error()[finite]), (actual, bounded)
 
 
 def test_hyperparameters_beside_16_bit_tensors_are_float32_numbers():
@@ -95,7 +97,7 @@ def test_hyperparameters_beside_16_bit_tensors_are_float32_numbers():
     subject = Subject("torch.optim.Adam", torch.optim.Adam, RULES["adam"], "torch.optim:Adam", {"foreach": False})
     expected, tol = step_tolerances(case, implementation_trajectory(subject, case))
     assert len(expected) == 1 and np.all(tol[0][0] < 0.1)
-    check_steps(subject, case)
+    check_steps(subject, case, known_deviations=False)
 
 
 def test_a_scalar_below_the_dtypes_subnormals_added_to_a_tensor_is_not_a_number_of_it():
