@@ -5,10 +5,11 @@ environment, on docs/examples/my_adam.py.
 
 A temporary directory holds the user's repository (my_adam.py alone), a new virtual environment (what
 ``actions/setup-python`` gives) and the steps' work. The workflow's ``env`` values are used as written, except
-``SUITE`` (this checkout, cloned as the workflow clones the suite's repository) and ``TORCH_INDEX`` (this machine's
-package index: no network here). Each ``run:`` block runs with bash in the user's repository with
-``GITHUB_WORKSPACE`` set to it. Prints each step's time and exit status and the verdict the report gives; exits 1
-unless every step passed and report.json names a verdict.
+``SUITE`` (this checkout's path, which pip installs as it would the repository's URL) and ``TORCH_INDEX`` (this
+machine's package index), with torch held at the version this machine has on disk (``PIP_CONSTRAINT``: a newer one
+from the registry would bring several GB of CUDA packages). Each ``run:`` block runs with bash in the user's
+repository with ``GITHUB_WORKSPACE`` set to it. Prints each step's time and exit status and the verdict the report
+gives; exits 1 unless every step passed and report.json names a verdict.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / "docs" / "examples" / "conformance.yml"
 EXAMPLE = ROOT / "docs" / "examples" / "my_adam.py"
 LOCAL_INDEX = "file:///opt/pypi/simple"
+TORCH_HERE = "2.13.0"   # requirements.txt's pin: the CPU wheel on disk
 
 
 def workflow(text: str) -> tuple[dict, list[tuple[str, str]]]:
@@ -65,8 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     venv.create(tmp / "venv", with_pip=True)
     print(f"virtual environment: {time.perf_counter() - start:.1f} s")
+    constraints = tmp / "constraints.txt"
+    constraints.write_text(f"torch=={TORCH_HERE}\n")
     env = {**os.environ, **env_values, "SUITE": str(ROOT), "TORCH_INDEX": LOCAL_INDEX, "GITHUB_WORKSPACE": str(user),
-           "PATH": f"{tmp / 'venv' / 'bin'}{os.pathsep}{os.environ['PATH']}", "VIRTUAL_ENV": str(tmp / "venv")}
+           "PATH": f"{tmp / 'venv' / 'bin'}{os.pathsep}{os.environ['PATH']}", "VIRTUAL_ENV": str(tmp / "venv"),
+           "PIP_CONSTRAINT": str(constraints)}
     env.pop("PYTHONPATH", None)
     ok = True
     for name, script in steps:
@@ -75,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
         print(f"{name}: exit {proc.returncode}, {time.perf_counter() - t0:.1f} s" + "".join(f"\n    {t}" for t in tail))
         ok &= proc.returncode == 0
-    report = user / "conformance" / "report.json"
+    report = user / "report.json"
     verdicts = {}
     if report.exists():
         data = json.loads(report.read_text())

@@ -81,7 +81,7 @@ class ImplementationError(Exception):
     not the suite's. The implementation's own exception is chained (``raise ... from``) with its traceback."""
 
 
-#: seconds one call into the implementation (a constructor, a step) may take; conftest sets it from --step-timeout
+#: seconds one call into the implementation (a constructor, a step) may take; the plugin sets it from --step-timeout
 STEP_TIMEOUT = 60.0
 
 

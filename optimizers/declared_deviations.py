@@ -99,7 +99,7 @@ class Entry:
         return self.cases if self.hyperparameter else len(self.tests)
 
 
-#: the entries of the file given with --known-deviations (conftest loads them)
+#: the entries of the file given with --known-deviations (the plugin loads them)
 DECLARED: list[Entry] = []
 
 

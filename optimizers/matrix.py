@@ -555,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
                 json.dump([x for x in rows if x is not None], f, indent=1, default=str)
     import torch
     from hypothesis import settings
-    import conftest  # noqa: F401  (registers the profiles)
+    from properties import plugin  # noqa: F401  (registers the profiles)
     data = {
         "generated": datetime.date.today().isoformat(),
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,

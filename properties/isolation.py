@@ -1,7 +1,7 @@
 """Isolation: torch's process-wide state is the same after every test as before it, whatever the implementation
 under test did to it (``torch.set_default_dtype`` in a constructor, ``torch.manual_seed`` in a step, ...).
 
-``GLOBAL_STATE`` names each piece with how to read and how to restore it; conftest.py wraps every test in
+``GLOBAL_STATE`` names each piece with how to read and how to restore it; the plugin (properties/plugin.py) wraps every test in
 ``isolated()``, and ``properties/test_isolation.py`` plants an implementation that changes all of them.
 """
 from __future__ import annotations

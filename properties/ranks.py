@@ -23,7 +23,7 @@ the example naming the rank and the step, and the whole pool is ended (its proce
 collective) and started afresh for the next example. The ranks die with the test process: the fork server ends
 when the test process does, and each rank is killed when the fork server ends (PR_SET_PDEATHSIG on Linux); an idle
 rank also ends when its pipe to the test process closes or its parent changes. ``shutdown()`` ends every pool and
-the standard library's helper processes the pools started; conftest calls it at the end of the session, and
+the standard library's helper processes the pools started; the plugin calls it at the end of the session, and
 ``atexit`` does too.
 """
 from __future__ import annotations
@@ -104,7 +104,7 @@ def _subject(fields: dict, cache: dict) -> Subject:
     key = (fields["spec"], fields["rule"], repr(fields["fixed"]), fields["id"])
     if key not in cache:
         rule = RULES[fields["rule"]]
-        # resolved here as conftest resolves it (given the rule, where resolve() adapts to it)
+        # resolved here as the plugin resolves it (given the rule, where resolve() adapts to it)
         factory = resolve(fields["spec"], rule) if "rule" in inspect.signature(resolve).parameters \
             else resolve(fields["spec"])
         cache[key] = Subject(fields["id"], factory, rule, fields["spec"], fields["fixed"], "cpu")

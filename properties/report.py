@@ -372,13 +372,6 @@ def pytest_testnodedown(node, error):
         _merge(ledger, ledger_data)
 
 
-def pytest_addoption(parser):
-    parser.getgroup("conformance").addoption(
-        "--conformance-json", metavar="FILE", default=None,
-        help="write the conformance report (per implementation: verdict, tests, examples, hyperparameters and "
-             "features exercised, failures with their facts and reproducers) to FILE as JSON")
-
-
 def pytest_configure(config):
     config._conformance_run = run = Run()
     _RUNS.append(run)

@@ -5,7 +5,7 @@ below: each correct but for one realistic mistake), and the test problems themse
 For a Hypothesis property, a search (``BROKEN_EXAMPLES`` examples at most, generation only) over the property's own
 strategy must find an example on which its ``check_*`` function raises AssertionError for the broken variant; the
 golden values and single examples are called directly. These judge the suite, not the implementation under test:
-they belong in conftest.SELF_TESTS (not collected under ``--optimizer``).
+they belong in properties/plugin.py's SELF_TESTS (not collected under ``--optimizer``).
 """
 from __future__ import annotations
 

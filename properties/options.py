@@ -1,0 +1,50 @@
+"""The suite's command-line options (``--optimizer``, ``--rule``, …): the one module a pytest run always loads. In a
+clone, ``conftest.py`` loads it with the suite's plugin (``properties/plugin.py``); installed (``pip install`` a
+checkout or wheel), it is the ``pytest11`` entry point, and it loads the plugin only for a run that names an
+implementation (``--optimizer``), so that the suite stays out of its users' own test runs (and torch is not
+imported by them: this module imports nothing heavy).
+"""
+from __future__ import annotations
+
+from optimizers.loading import SPEC_FORMS
+
+PLUGIN = __name__.rpartition(".")[0] + ".plugin"
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("conformance", "optimizer conformance")
+    group.addoption("--optimizer", metavar="SPEC", default=None,
+                    help=f"implementation under test: {SPEC_FORMS}; called as (params, **hyperparameters)")
+    group.addoption("--rule", metavar="RULE", default=None,
+                    help="the rule it claims to implement: a built-in rule's name (sgd, adam, adamw, …: an unknown name "
+                         "is answered with the list) or a rule of your own, path/to/rule.py:NAME or "
+                         "package.module:NAME (docs/your-own-rule.md)")
+    group.addoption("--device", metavar="DEVICE", default="cpu", help="cpu (default) or cuda")
+    group.addoption("--subnormals", choices=("ieee", "flush"), default=None,
+                    help="ieee (default): judge against IEEE gradual underflow; flush: the implementation may flush "
+                         "subnormal inputs and results to zero (GPU fast math, Triton, XLA on CPU), judge against a "
+                         "reference that may too (an optax optimizer declares flush by itself)")
+    group.addoption("--known-deviations", metavar="FILE", default=None,
+                    help="TOML file of deviations you expect, each with a reason: tests (by id or glob) become "
+                         "expected failures; a rule's hyperparameter (or name=value) is taken out of the searches; "
+                         "entries that match nothing are reported (format: README, Known deviations file)")
+    group.addoption("--step-timeout", metavar="SECONDS", default="60",
+                    help="fail a test when one call into the implementation (constructor, step) takes longer "
+                         "(default 60; 0 disables)")
+    group.addoption("--ranks", metavar="N", default="0",
+                    help="run --optimizer across N processes with torch.distributed (gloo, 127.0.0.1), every rank "
+                         "given the reference's gradients, and judge every rank's parameters (sharded optimizers: "
+                         "ZeroRedundancyOptimizer, FSDP-style state); N >= 2, 0 (default): one process")
+    group.addoption("--plots", metavar="DIR", default=None,
+                    help="into DIR, a PNG (loss contour with the reference's and the implementation's closed-loop "
+                         "trajectories, loss per step) per passing test that runs a two-parameter problem; failures "
+                         "on such problems are drawn without it too, into a temporary directory the message names")
+    parser.getgroup("conformance").addoption(
+        "--conformance-json", metavar="FILE", default=None,
+        help="write the conformance report (per implementation: verdict, tests, examples, hyperparameters and "
+             "features exercised, failures with their facts and reproducers) to FILE as JSON")
+
+
+def pytest_configure(config):
+    if config.getoption("optimizer") and not config.pluginmanager.has_plugin(PLUGIN):
+        config.pluginmanager.import_plugin(PLUGIN)
