@@ -54,6 +54,9 @@ class Subject:
     #: "ieee" (gradual underflow, the default) or "flush": the implementation may flush subnormal inputs and results
     #: to zero (GPU fast math, Triton, XLA on CPU), and is judged against a reference that may too
     subnormals: str = "ieee"
+    #: the state key under which a compensated implementation (Kahan summation of 16-bit parameters) keeps each
+    #: parameter's compensation: judged on the parameter plus it (None: not compensated)
+    compensation: str | None = None
 
     def __repr__(self) -> str:
         return f"Subject({self.id}, rule {self.rule.name})"
@@ -282,11 +285,25 @@ def snapshot(params: list[torch.Tensor]) -> list[np.ndarray]:
 Feedback = Callable[[list[np.ndarray], int], list]
 
 
-def implementation_trajectory(subject: Subject, case: Case, feedback: Feedback | None = None
-                              ) -> list[list[np.ndarray]]:
+def compensation(opt: Any, params: list[torch.Tensor], key: str) -> list[np.ndarray]:
+    """Each parameter's compensation as the implementation keeps it, ``opt.state[p][key]`` (0 where it keeps none:
+    a dtype it does not compensate)."""
+    state = getattr(opt, "state", None)
+    out = []
+    for p in params:
+        c = state.get(p, {}).get(key) if hasattr(state, "get") else None
+        out.append(np.zeros(tuple(p.shape)) if not isinstance(c, torch.Tensor) else
+                   c.detach().to("cpu", torch.float64).numpy().reshape(tuple(p.shape)).copy())
+    return out
+
+
+def implementation_trajectory(subject: Subject, case: Case, feedback: Feedback | None = None,
+                              compensations: list | None = None) -> list[list[np.ndarray]]:
     """Run ``case`` through the implementation; the parameters after every step. Open loop, each step is fed the
     case's gradients; closed loop, ``feedback(parameters, t)``'s (the case's rows then only count the steps). The
-    one driver of an implementation: the trajectory, contract and property tests all run through it."""
+    one driver of an implementation: the trajectory, contract and property tests all run through it. Given
+    ``compensations`` (a list), a compensated implementation's (``Subject.compensation``) compensation after every
+    step is appended to it, and the parameters returned are the parameters plus their compensation."""
     params = make_params(case, subject.device)
     opt = construct(subject, case, params)
     out = []
@@ -295,4 +312,7 @@ def implementation_trajectory(subject: Subject, case: Case, feedback: Feedback |
         set_grads(case, params, t, None if feedback is None else feedback(snapshot(params), t))
         step(subject, opt, t)
         out.append(snapshot(params))
+        if compensations is not None and subject.compensation is not None:
+            compensations.append(compensation(opt, params, subject.compensation))
+            out[-1] = [θ + c for θ, c in zip(out[-1], compensations[-1], strict=True)]
     return out

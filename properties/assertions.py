@@ -103,7 +103,10 @@ def _replay(subject: Subject, case: Case, upto: int) -> list[str]:
 def reproducer(subject: Subject, case: Case, upto: int, i: int, index: tuple, expected: float, tol: float) -> str:
     """A self-contained script: the same parameters, groups, learning rates and gradients, steps 0..upto, and the
     reference's value for the failing element with the tolerance, as literals."""
+    compensated = subject.compensation is not None and case.notes.get("judged") == "step by step"
     lines = _replay(subject, case, upto) + [
+        f"actual = (params[{i}].detach().double() + opt.state[params[{i}]][{subject.compensation!r}].double()).cpu()"
+        f"[{index!r}].item()  # the parameter plus its compensation" if compensated else
         f"actual = params[{i}].detach().double().cpu()[{index!r}].item()",
         f"expected = {_fmt(expected)}  # reference rule {case.rule.name!r}, float64",
         f"print(f'actual {{actual!r}}, expected {{expected!r}}, error {{abs(actual - expected):.3g}}, "
@@ -202,3 +205,27 @@ def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, t
                 "-" * 72,
             ]), details)
 
+
+
+def assert_compensation_bounded(subject: Subject, case: Case, actual, compensations) -> None:
+    """A compensated implementation's parameter is its parameter plus compensation rounded to the dtype: the
+    compensation is at most θ's spacing (|c| ≤ 2u|θ| + η, η the smallest subnormal). A larger one means θ itself has
+    left the rule, however closely θ + c follows it."""
+    __tracebackhide__ = True
+    info = torch.finfo(case.dtype)
+    u, eta = info.eps / 2, info.smallest_normal * info.eps
+    for t, (row, comps) in enumerate(zip(actual, compensations)):
+        for i, (effective, c) in enumerate(zip(row, comps, strict=True)):
+            theta = effective - c
+            bad = ~(np.abs(c) <= 2 * u * np.abs(theta) + eta)
+            if not bad.any():
+                continue
+            index = tuple(int(x) for x in np.unravel_index(int(np.argmax(bad)), np.shape(c))) if np.ndim(c) else ()
+            raise NonConformance(
+                f"{subject.id}: after step {t} the compensation of parameter {i} (element {index}, dtype "
+                f"{str(case.dtype).replace('torch.', '')}) is {float(np.asarray(c)[index])!r}, more than the spacing of "
+                f"the parameter {float(np.asarray(theta)[index])!r} (|c| ≤ 2u|θ| + η = "
+                f"{float(2 * u * abs(np.asarray(theta)[index]) + eta):.3g}): the parameter is not the rounding of "
+                f"parameter + state[{subject.compensation!r}], and has left the rule however closely their sum follows "
+                f"it ({int(bad.sum())} of {bad.size} elements)",
+                {"kind": "compensation", "step": t, "parameter": i, "element": list(index)})

@@ -85,6 +85,8 @@ class Rounding:
     scalar_eta: float | None = None
     #: subnormal results may be flushed to 0 (``eta`` is then the smallest normal number): sums carry η too
     flush: bool = False
+    #: the relative rounding of a sum into a compensated parameter (Kahan summation: ``Bounded.k``)
+    u_compensated: float = 0.0
     overflow: bool = False
     undetermined: bool = False        # branches that could not be followed both ways were met
     # scalar comparisons of the current call: how many so far, the outcomes forced, the undecided ones met
@@ -238,6 +240,17 @@ def _overflow_check(magnitude, c: float) -> None:
     r.overflow = mz > r.limit * c or not math.isfinite(mz)
 
 
+def _compensated_sum(a: "Bounded", b: "Bounded", z) -> "Bounded":
+    """A sum into a compensated parameter (Kahan summation): the parameter plus its compensation takes the other term
+    with one rounding of the compensation, u·(|term| + |compensation|) ≤ u·|term| + u_c·|parameter| — not u·|parameter|.
+    The compensation's own distance (k) does not enter; the result is a compensated parameter again."""
+    r = _ACTIVE[-1]
+    θ, term = (a, b) if a.k is not None else (b, a)
+    own = θ.e - θ.k if not _is_zero(θ.k) else θ.e
+    rho = r.u * abs(term.v) + r.u_compensated * abs(θ.v)
+    return Bounded(z, _plus(own, term.e, rho), k=0.0)
+
+
 def _reciprocal_check(reciprocal) -> None:
     """Note a tensor divisor of a scalar whose reciprocal overflows the dtype: torch computes ``scalar / tensor``
     as scalar·(1/tensor), which overflows where the quotient does not."""
@@ -282,12 +295,16 @@ def _mask(m) -> BoundedMask:
 class Bounded:
     """A float64 value and a bound on its absolute error (module docstring)."""
 
-    __slots__ = ("v", "e", "c")
+    __slots__ = ("v", "e", "c", "k")
 
-    def __init__(self, v, e=0.0, c=1.0):
+    def __init__(self, v, e=0.0, c=1.0, k=None):
         self.v = _array(v) if isinstance(v, torch.Tensor) else v
         self.e = _array(e) if isinstance(e, torch.Tensor) else e
         self.c = c   # a tensor's hyperparameter factors (``_factor``): 1 but for products
+        # a compensated parameter (Kahan summation): v is the parameter plus its compensation, exact for a sum into
+        # it; k, the part of e that is the compensation (the parameter's distance from v), counts only where the
+        # parameter itself is used (products); None: not a compensated parameter
+        self.k = k
 
     def __repr__(self) -> str:
         return f"Bounded({self.v!r} ± {self.e!r})"
@@ -332,6 +349,8 @@ class Bounded:
     # ---- arithmetic ---------------------------------------------------------------------------------------------
     def __add__(self, other):
         o = other if type(other) is Bounded else lift(other)
+        if self.k is not None or o.k is not None:
+            return _compensated_sum(self, o, self.v + o.v)
         return Bounded(self.v + o.v, _plus(self.e, o.e, _ACTIVE[-1].rho_sum(self.v, o.v)))
 
     def __radd__(self, other):
@@ -339,6 +358,8 @@ class Bounded:
 
     def __sub__(self, other):
         o = other if type(other) is Bounded else lift(other)
+        if self.k is not None or o.k is not None:
+            return _compensated_sum(self, o, self.v - o.v)
         return Bounded(self.v - o.v, _plus(self.e, o.e, _ACTIVE[-1].rho_sum(self.v, o.v)))
 
     def __rsub__(self, other):

@@ -24,6 +24,10 @@ def pytest_addoption(parser):
                     help="ieee (default): judge against IEEE gradual underflow; flush: the implementation may flush "
                          "subnormal inputs and results to zero (GPU fast math, Triton, XLA on CPU), judge against a "
                          "reference that may too (an optax optimizer declares flush by itself)")
+    group.addoption("--compensation", metavar="STATE_KEY", default=None,
+                    help="the implementation keeps bfloat16/float16 parameters with a compensation (Kahan summation) "
+                         "in its state under STATE_KEY (torch-optimi: kahan_comp): judged on the parameter plus its "
+                         "compensation, held to the compensated precision")
     group.addoption("--known-deviations", metavar="FILE", default=None,
                     help="TOML file of deviations you expect, each with a reason: tests (by id or glob) become "
                          "expected failures; a rule's hyperparameter (or name=value) is taken out of the searches; "

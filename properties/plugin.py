@@ -78,7 +78,8 @@ def _subjects(config) -> list[Subject]:
     try:
         factory = resolve(spec, RULES[rule_name])
         subnormals = config.getoption("subnormals") or getattr(factory, "subnormals", "ieee")
-        subject = Subject(spec, factory, RULES[rule_name], spec, device=device, subnormals=subnormals)
+        subject = Subject(spec, factory, RULES[rule_name], spec, device=device, subnormals=subnormals,
+                          compensation=config.getoption("compensation"))
         if config.ranks:  # a sharded constructor needs its process group: probe it in every rank
             from properties.ranks import probe_across
             probe_across(subject, config.ranks)
@@ -94,7 +95,7 @@ def _subjects(config) -> list[Subject]:
 SELF_TESTS = {"test_planted_bugs.py", "test_problem_self_checks.py", "test_property_self_checks.py",
               "test_bad_input.py", "test_isolation.py", "test_report.py", "test_tolerance_model.py",
               "test_declared_deviations.py", "test_user_rules.py", "test_documented_commands.py",
-              "test_packaging.py"}
+              "test_packaging.py", "test_compensated.py"}
 
 
 def pytest_ignore_collect(collection_path, config):
@@ -205,6 +206,8 @@ def pytest_report_header(config):
                "judged after every step"] if config.ranks else []),
             *(["subnormals: flush (the implementation may flush subnormal inputs and results to zero; judged "
                "against a reference that may too)"] if s.subnormals == "flush" else []),
+            *([f"compensated: bfloat16/float16 judged on the parameter plus state[{s.compensation!r}] (Kahan "
+               "summation), at the compensated precision"] if s.compensation else []),
         ]
     else:
         lines.append(f"built-in implementations: {len(subjects)} "

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from optimizers.adapters import implementation_trajectory
 from optimizers.known_deviations import applicable, avoiding
 from properties import report
-from properties.assertions import assert_trajectory_conforms
+from properties.assertions import assert_compensation_bounded, assert_trajectory_conforms
 from properties.strategies import cases, hyperparameters, magnitude_range, representable
 from properties.tolerances import judgeable, step_tolerances, tolerances
 from reference.trajectory import Case, Group, reference_trajectory
@@ -55,20 +55,23 @@ def check_trajectory(subject, case, known_deviations: bool = True) -> None:
 
 def check_steps(subject, case, known_deviations: bool = True) -> None:
     """One example judged step by step: after every step, the implementation's θ_t within one step's bound of the
-    reference's step from the implementation's own θ_{t−1} (``step_tolerances``). Known deviations as in
-    ``check_trajectory``."""
+    reference's step from the implementation's own θ_{t−1} (``step_tolerances``); for a compensated implementation,
+    θ_t plus its compensation. Known deviations as in ``check_trajectory``."""
     checks = ("trajectory", "steps")
     if known_deviations:
         assume(all(d.workaround for d in applicable(subject, case, checks)))
+    compensations = [] if subject.compensation is not None else None
     with under_known_deviations(subject, case, checks) if known_deviations else contextlib.nullcontext():
-        actual = implementation_trajectory(subject, case)
-    expected, tol = step_tolerances(case, actual)
+        actual = implementation_trajectory(subject, case, compensations=compensations)
+    expected, tol = step_tolerances(case, actual, compensations)
     if known_deviations:   # the deviations again, now that the bound has seen the implementation's parameters
         assume(expected and judgeable(case, expected)
                and all(d.workaround for d in applicable(subject, case, checks)))
     case.notes["judged"] = "step by step"
     report.exercised(subject, case)
     assert_trajectory_conforms(subject, case, actual[:len(expected)], expected, tol)
+    if compensations is not None:
+        assert_compensation_bounded(subject, case, actual, compensations)
 
 
 @pytest.mark.judged("over the trajectory")

@@ -61,6 +61,8 @@ ROUNDINGS_PER_OPERATION = 2
 THETA_WRITES = 3
 STATE_FORM_ROUNDINGS = 2
 ILL_CONDITIONED = 1e-2
+#: a sum into a compensated parameter (Kahan summation over a pair of dtype numbers) rounds by this many u² of it
+COMPENSATED_ROUNDING = 4
 
 
 def unit_roundoff(dtype: torch.dtype) -> float:
@@ -212,14 +214,25 @@ def _joined(arrays) -> np.ndarray:
     return np.concatenate([np.asarray(a, dtype=np.float64).reshape(-1) for a in arrays])
 
 
-def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None) -> dict:
+def _row(row: list[np.ndarray], block: list[int]) -> np.ndarray:
+    """A block's values from a row of per-parameter arrays (one parameter as it is, several joined)."""
+    return np.asarray(row[block[0]], dtype=np.float64) if len(block) == 1 else _joined(row[i] for i in block)
+
+
+def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None,
+                 compensation: list[list[np.ndarray]] | None = None) -> dict:
     """One pass of the reference on Bounded values: per step and parameter the bound on θ's error; and what the
     run met (``overflow``, ``undetermined_sign``, ``undetermined_from``: the first step a branch was undecided).
     With ``restart`` (an implementation's parameters after every step), each step starts from the implementation's
     θ_{t−1}, exact, instead of the reference's: the bound is then one step's (the state's bound still carries), and
-    ``values`` holds the reference's step from there, per step and parameter."""
+    ``values`` holds the reference's step from there, per step and parameter. With ``compensation`` (a compensated
+    implementation's compensation after every step), ``restart`` holds its parameters plus their compensation, and a
+    sum into the parameter rounds at the compensated precision (``COMPENSATED_ROUNDING``)."""
     flush = flushes(case)
     r = arithmetic(case.dtype, flush)
+    compensated = compensation is not None
+    if compensated:
+        r.u_compensated = COMPENSATED_ROUNDING * unit_roundoff(case.dtype) ** 2 + ROUNDINGS_PER_OPERATION * U64
     c = smallest_factor(case)
     cancelled = []
 
@@ -236,21 +249,23 @@ def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None) -> d
     params = []
     for b in blocks:
         t = np.array(case.params[b[0]], dtype=np.float64) if len(b) == 1 else _joined(case.params[i] for i in b)
-        params.append(Bounded(t, _underflow(t, c, case.dtype, flush)))
+        params.append(Bounded(t, _underflow(t, c, case.dtype, flush), k=0.0 if compensated else None))
     states: list[dict] = [{} for _ in params]
     rows, values, undetermined_from, stopped = [], [], None, None
     with rounding(r), watching(observe):
         for step, grads in enumerate(case.grads):
             if restart is not None and step > 0:
-                params = [Bounded(restart[step - 1][b[0]] if len(b) == 1 else _joined(restart[step - 1][i] for i in b),
-                                  0.0) for b in blocks]
+                params = [Bounded(_row(restart[step - 1], b), 0.0) for b in blocks]
+                if compensated:   # the parameter itself is its compensation away from θ + compensation
+                    params = [Bounded(p.v, np.abs(_row(compensation[step - 1], b)),
+                                      k=np.abs(_row(compensation[step - 1], b))) for p, b in zip(params, blocks)]
             for k, b in enumerate(blocks):
                 if grads[b[0]] is None:
                     continue
                 hp = {name: hyperparameter(v, scalar_dtype(case.dtype), name in fractions)
                       for name, v in case.hp_at(b[0], step).items()}
                 before = params[k]
-                θ = Bounded(before.v, before.e + _underflow(before.v, c, case.dtype, flush))
+                θ = Bounded(before.v, before.e + _underflow(before.v, c, case.dtype, flush), k=before.k)
                 if case.rule.sparse_gradients:
                     g = _sparse_gradient(grads[b[0]], r, c, case.dtype)
                 else:
@@ -258,7 +273,8 @@ def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None) -> d
                     g = Bounded(gt, _underflow(gt, c, case.dtype, flush))
                 θ, state = both_ways(lambda: case.rule.update(θ, g, states[k], **hp), r)
                 θ = Bounded(np.asarray(θ.v, dtype=np.float64), θ.error())
-                writes = (THETA_WRITES - 1) * r.u * np.maximum(_abs(before), _abs(θ))
+                writes = (THETA_WRITES - 1) * (r.u_compensated if compensated else r.u) * np.maximum(_abs(before),
+                                                                                                   _abs(θ))
                 params[k] = Bounded(θ.v, θ.e + writes)
                 states[k] = _declared_state_terms(r, states[k], state)
                 r.overflow = r.overflow or _beyond_range(states[k].values(), r.limit)
@@ -346,7 +362,8 @@ def judgeable(case: Case, expected: list[list[np.ndarray]], tol: list[list[np.nd
     return not intermediate_overflow(case) and not case.notes.get("ill-conditioned", False)
 
 
-def step_tolerances(case: Case, actual: list[list[np.ndarray]]) -> tuple[list, list]:
+def step_tolerances(case: Case, actual: list[list[np.ndarray]],
+                    compensation: list[list[np.ndarray]] | None = None) -> tuple[list, list]:
     """Judged step by step: per step and parameter, the reference's step from the implementation's own θ_{t−1}
     (``actual``; the case's θ_0 at the first step) with the reference's state, and its tolerance, one step's bound
     (the state's bound carried from the start) plus the dtype's smallest normal number; ∞ where the run is judged
@@ -355,8 +372,10 @@ def step_tolerances(case: Case, actual: list[list[np.ndarray]]) -> tuple[list, l
     determine at this precision: one whose bound is not finite somewhere (a denominator within its bound of 0, ε
     below the dtype's smallest subnormal), that forms a product another order overflows (``intermediate_overflow``),
     branches where rounding decides (``Rounding.undetermined``) or cancels (``undetermined_sign``); through the
-    state, no step after it is determined either."""
-    b = error_bounds(case, restart=actual)
+    state, no step after it is determined either. A compensated implementation (``compensation``: Kahan summation)
+    is judged on its parameters plus their compensation (``actual``), held to a bound where its sums into the
+    parameter round at the compensated precision."""
+    b = error_bounds(case, restart=actual, compensation=compensation)
     case.notes["error bounds"] = b
     tiny = torch.finfo(case.dtype).tiny
     expected, tol = [], []

@@ -1,0 +1,99 @@
+"""Compensated updates of 16-bit parameters (Kahan summation), as implementations keep them: each parameter's
+compensation in ``state["kahan_comp"]`` (torch-optimi's name), so that θ + compensation follows the rule at about
+twice the dtype's precision. Judged with ``--compensation kahan_comp`` (``Subject.compensation``): a correct one
+conforms to rule ``sgd`` at that precision; each planted bug is a correct one but for the one method it rewrites.
+float32 and float64 parameters are updated as ``planted._SGD`` updates them.
+"""
+from __future__ import annotations
+
+import torch
+
+from optimizers.planted import _SGD, _loss
+
+COMPENSATION = "kahan_comp"
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
+class KahanSGD(_SGD):
+    """SGD whose update of a bfloat16/float16 parameter is Kahan-summed: c ← c + Δ; θ ← fl(θ + c);
+    c ← c − (θ_new − θ_old), what the rounding of θ left out."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                d = self._direction(p, -p.grad if group["maximize"] else p.grad, group)
+                if p.dtype in LOW_PRECISION:
+                    state = self.state[p]
+                    if COMPENSATION not in state:
+                        state[COMPENSATION] = torch.zeros_like(p)
+                    self._compensated_add(p, d.mul(-self._lr(group)), state[COMPENSATION])
+                else:
+                    p.add_(d, alpha=-self._lr(group))
+        return loss
+
+    def _compensated_add(self, p, update, comp):
+        comp.add_(update)
+        before = p.clone()
+        p.add_(comp)
+        comp.add_(before.sub_(p))
+
+
+class KahanSGDTwoSum(KahanSGD):
+    """A correct variant in another form: the error of θ + y taken by TwoSum (no assumption on which is larger)."""
+
+    def _compensated_add(self, p, update, comp):
+        y = comp + update
+        s = p + y
+        virtual = s - p
+        comp.copy_((p - (s - virtual)) + (y - virtual))
+        p.copy_(s)
+
+
+class KahanSGDWithoutCompensation(KahanSGD):
+    """The update rounded into θ as plain 16-bit arithmetic does; the compensation kept but always 0."""
+
+    def _compensated_add(self, p, update, comp):
+        p.add_(update)
+
+
+class KahanSGDCompensationSignFlipped(KahanSGD):
+    """The rounding error saved with the wrong sign: c ← c + (θ_new − θ_old)."""
+
+    def _compensated_add(self, p, update, comp):
+        comp.add_(update)
+        before = p.clone()
+        p.add_(comp)
+        comp.add_(p - before)
+
+
+class KahanSGDCompensationForgotten(KahanSGD):
+    """Each step's compensation starts from 0: c ← Δ instead of c + Δ, so what earlier roundings left out is lost."""
+
+    def _compensated_add(self, p, update, comp):
+        comp.copy_(update)
+        before = p.clone()
+        p.add_(comp)
+        comp.add_(before.sub_(p))
+
+
+class KahanSGDCompensationNeverApplied(KahanSGD):
+    """The rounding error accumulated in c but never added back: θ ← fl(θ + Δ); c ← c + Δ − (θ_new − θ_old). θ + c
+    follows the rule, but θ drifts from it without bound: the compensation is no longer below θ's spacing."""
+
+    def _compensated_add(self, p, update, comp):
+        before = p.clone()
+        p.add_(update)
+        comp.add_(update).add_(before.sub_(p))
+
+
+CORRECT = ["KahanSGD", "KahanSGDTwoSum"]
+PLANTED = [
+    ("KahanSGDWithoutCompensation", "the update rounded into θ without compensation"),
+    ("KahanSGDCompensationSignFlipped", "the rounding error saved with the wrong sign"),
+    ("KahanSGDCompensationForgotten", "each step's compensation starts from 0"),
+    ("KahanSGDCompensationNeverApplied", "the compensation accumulated but never added back to θ"),
+]
