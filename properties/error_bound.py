@@ -76,10 +76,11 @@ class Rounding:
     dtype: torch.dtype
     u: float
     eta: float
-    limit: float = math.inf          # the dtype's largest number: products beyond it in another order overflow
-    #: (so does a quotient whose divisor's reciprocal is beyond it: a·(1/b))
-    #: the same for scalars (Python numbers: hyperparameters and what is derived from them alone), where they are
-    #: held in another dtype than the tensors' (None: the tensors')
+    #: the dtype's largest number: a product beyond it once its hyperparameter factors are taken out overflows in
+    #: another order (``_overflow_check``), and so does a scalar over a tensor whose reciprocal is beyond it
+    limit: float = math.inf
+    #: the dtype, u and η of scalars (Python numbers: hyperparameters and what is derived from them alone), where
+    #: they are held in another dtype than the tensors' (None: the tensors')
     scalar_dtype: torch.dtype | None = None
     scalar_u: float | None = None
     scalar_eta: float | None = None
@@ -255,7 +256,7 @@ def _reciprocal_check(reciprocal) -> None:
     """Note a tensor divisor of a scalar whose reciprocal overflows the dtype: torch computes ``scalar / tensor``
     as scalar·(1/tensor), which overflows where the quotient does not."""
     r = _ACTIVE[-1]
-    if not r.overflow and np.size(reciprocal) and np.max(np.abs(reciprocal)) > torch.finfo(r.dtype).max:
+    if not r.overflow and np.size(reciprocal) and np.max(np.abs(reciprocal)) > r.limit:
         r.overflow = True
 
 
