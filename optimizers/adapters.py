@@ -140,7 +140,7 @@ def typical(domain):
     if isinstance(domain, Choice):
         return domain.values[-1]
     if isinstance(domain, Pair):
-        return typical(domain.first), typical(domain.second)
+        return tuple(typical(d) for d in domain.parts)
     lo, hi = domain.search or (domain.lo, domain.hi)
     return float(10 ** ((math.log10(lo) + math.log10(hi)) / 2)) if domain.log else (lo + hi) / 2
 

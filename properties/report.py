@@ -66,8 +66,8 @@ def exercised(subject, case) -> None:
 
 def _scalar_items(name: str, domain, value):
     if isinstance(domain, Pair):
-        yield f"{name}[0]", domain.first, value[0]
-        yield f"{name}[1]", domain.second, value[1]
+        for i, (d, v) in enumerate(zip(domain.parts, value)):
+            yield f"{name}[{i}]", d, v
     else:
         yield name, domain, value
 

@@ -52,7 +52,8 @@ def _value(domain) -> st.SearchStrategy:
     if isinstance(domain, Choice):
         return st.sampled_from(domain.values)
     if isinstance(domain, Pair):
-        return st.tuples(real(domain.first), real(domain.second))
+        parts = st.tuples(*(real(d) for d in domain.parts))
+        return st.one_of(st.sampled_from(domain.edges), parts) if domain.edges else parts
     return real(domain)
 
 

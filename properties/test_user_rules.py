@@ -127,7 +127,7 @@ def test_strategies_reach_the_declared_edges(lion):
     """Every declared edge value of every hyperparameter is drawn (the strategy ``cases`` draws each from)."""
     for h in lion.hypers:
         for part, domain in ([(None, h.domain)] if not isinstance(h.domain, Pair) else
-                             [(0, h.domain.first), (1, h.domain.second)]):
+                             list(enumerate(h.domain.parts))):
             for edge in domain.edges:
                 find(value(h.domain), lambda v: (v if part is None else v[part]) == edge,
                      settings=settings(max_examples=300, database=None))

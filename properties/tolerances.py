@@ -106,7 +106,7 @@ def arithmetic(dtype: torch.dtype, flush: bool = False) -> Rounding:
 
 def _fraction(domain) -> bool:
     if isinstance(domain, Pair):
-        return _fraction(domain.first) and _fraction(domain.second)
+        return all(_fraction(d) for d in domain.parts)
     return domain.lo >= 0.0 and domain.hi <= 1.0
 
 

@@ -68,23 +68,39 @@ class Flag:
         return []
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Pair:
-    """A pair of reals passed as one tuple argument (``betas``, ``etas``, ``step_sizes``)."""
+    """Reals passed as one tuple argument: a pair (``betas``, ``etas``, ``step_sizes``) or more (Muon's
+    ``ns_coefficients`` (a, b, c)): ``Pair(first, second, ...)``. ``edges`` are whole tuples drawn with priority
+    (Muon's published coefficient sets), besides each part's own edges."""
 
-    first: Real
-    second: Real
+    parts: tuple[Real, ...]
+    edges: tuple[tuple, ...]
+
+    def __init__(self, *parts: Real, edges: tuple[tuple, ...] = ()):
+        object.__setattr__(self, "parts", tuple(parts))
+        object.__setattr__(self, "edges", tuple(edges))
+
+    @property
+    def first(self) -> Real:
+        return self.parts[0]
+
+    @property
+    def second(self) -> Real:
+        return self.parts[1]
 
     def contains(self, x: Any) -> bool:
-        return len(x) == 2 and self.first.contains(x[0]) and self.second.contains(x[1])
+        return (isinstance(x, (tuple, list)) and len(x) == len(self.parts)
+                and all(d.contains(v) for d, v in zip(self.parts, x)))
 
     def describe(self) -> str:
-        return f"({self.first.describe()}, {self.second.describe()})"
+        return "(" + ", ".join(d.describe() for d in self.parts) + ")"
 
-    def outside(self) -> list[tuple[float, float]]:
-        ok1 = self.first.edges[0] if self.first.edges else self.first.lo
-        ok2 = self.second.edges[0] if self.second.edges else self.second.lo
-        return [(v, ok2) for v in self.first.outside()] + [(ok1, v) for v in self.second.outside()]
+    def outside(self) -> list[tuple]:
+        """One part just outside its domain, the others at a valid value (their first edge, or their lower bound)."""
+        ok = [d.edges[0] if d.edges else d.lo for d in self.parts]
+        return [tuple(v if j == i else ok[j] for j in range(len(ok))) for i, d in enumerate(self.parts)
+                for v in d.outside()]
 
 
 @dataclass(frozen=True)

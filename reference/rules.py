@@ -564,6 +564,10 @@ def muon(θ, g, state, *, lr, weight_decay, momentum, nesterov, ns_coefficients,
 #: Newton–Schulz coefficients (a, b, c): Jordan et al.'s quintic (torch's default), the cubic iteration
 #: X ← (3X − X Xᵀ X)/2, and the quintic Taylor iteration (15X − 10 X Xᵀ X + 3 (X Xᵀ)² X)/8
 NS_COEFFICIENTS = ((3.4445, -4.7750, 2.0315), (1.5, -0.5, 0.0), (1.875, -1.25, 0.375))
+#: the searched span of a, b and c: the published sets (Jordan et al.'s quintic, the cubic and quintic Newton–Schulz
+#: polynomials) and beyond, to where the iteration diverges within 10 steps (such cases leave the dtype's range and
+#: are not judged)
+NS_SEARCH = ((0.0, 5.0), (-8.0, 1.0), (-1.0, 4.0))
 MUON = Rule(
     "muon", muon, source="torch.optim.Muon documentation; Jordan et al. 2024 (Muon); Liu et al. 2025 (Moonlight)",
     torch_class="Muon",
@@ -573,8 +577,11 @@ MUON = Rule(
         Hyper("momentum", 0.95, Real(0.0, search=(0.0, 1.2), edges=(0.95, 0.0, 0.9, 1.0)),
               "momentum μ (B_t = μ B_{t−1} + g_t)"),
         Hyper("nesterov", True, Flag(), "B̃_t = g_t + μ B_t instead of B_t"),
-        Hyper("ns_coefficients", NS_COEFFICIENTS[0], Choice(NS_COEFFICIENTS),
-              "(a, b, c) of the Newton–Schulz iteration"),
+        Hyper("ns_coefficients", NS_COEFFICIENTS[0], Pair(*(
+                  Real(-math.inf, lo_open=True, search=span, edges=tuple(sorted({c[i] for c in NS_COEFFICIENTS})),
+                       enforced=())
+                  for i, span in enumerate(NS_SEARCH)), edges=NS_COEFFICIENTS),
+              "(a, b, c) of the Newton–Schulz iteration: any reals, searched around the published sets (edges)"),
         Hyper("eps", 1e-7, Real(0.0, search=(1e-12, 1e-1), log=True, edges=(1e-7, 0.0), enforced=()),
               "ε added to ‖X‖_F before the division"),
         Hyper("ns_steps", 5, Choice((5, 0, 1, 2, 3, 10)), "k, the Newton–Schulz iterations"),

@@ -81,10 +81,11 @@ def _domain_problems(h: Hyper) -> list[str]:
     if isinstance(d, Flag):
         return [] if isinstance(h.default, bool) else [f"default {h.default!r} is not a bool (its domain is a Flag)"]
     if isinstance(d, Pair):
-        if not isinstance(h.default, tuple) or len(h.default) != 2:
-            return [f"default {h.default!r} should be a pair (a, b) (its domain is a Pair)"]
-        return ([f"first of the pair: {p}" for p in _real_problems(d.first, h.default[0])]
-                + [f"second of the pair: {p}" for p in _real_problems(d.second, h.default[1])])
+        if not isinstance(h.default, tuple) or len(h.default) != len(d.parts):
+            return [f"default {h.default!r} should be a tuple of {len(d.parts)} reals (its domain is a Pair of "
+                    f"{len(d.parts)})"]
+        return [f"element {i} of the tuple: {p}" for i, (part, v) in enumerate(zip(d.parts, h.default))
+                for p in _real_problems(part, v)]
     if isinstance(d, Real):
         return _real_problems(d, h.default)
     if isinstance(d, Choice):
