@@ -12,7 +12,8 @@ rules run on Bounded values unchanged: Python operators and the torch functions 
                                                                    negative; a difference that may cancel is marked
                                                                    with ``cancelling`` and decided separately)
     f(a):    max |f'| on [a − e_a, a + e_a] · e_a      + ρ(z)      (exp, log, sin, cos, tanh, …)
-    Σ a_i:   Σ e_i + (n − 1) u Σ |a_i|                             (any order of the sum)
+    Σ a_i:   Σ e_i + (n − 1) u Σ |a_i|                             (any order of the sum; Σ |a_i| beyond the
+                                                                  dtype's range: a partial sum may overflow)
     A @ B:   |A| e_B + e_A |B| + e_A e_B + n u |A||B|               (any order of the dot products)
 
 with ρ(z) = u·|z| + η·[z ≠ 0]: one rounding of the result (relative u, the dtype's unit roundoff, plus η, its
@@ -674,22 +675,28 @@ def _sum(a, dim=None, keepdim=False):
     a = lift(a)
     v = _array(a.v)
     if dim is None:
-        e = _plus(a.error().sum() if not _is_zero(a.e) else 0.0, max(v.size - 1, 0) * active().u * np.abs(v).sum())
+        magnitude = np.abs(v).sum()
+        _overflow_check(magnitude, 1.0)
+        e = _plus(a.error().sum() if not _is_zero(a.e) else 0.0, max(v.size - 1, 0) * active().u * magnitude)
         return Bounded(v.sum(), e)
     z = v.sum(axis=dim, keepdims=keepdim)
     n = v.shape[dim]
+    magnitude = np.abs(v).sum(axis=dim, keepdims=keepdim)
+    _overflow_check(magnitude, 1.0)
     err = a.error().sum(axis=dim, keepdims=keepdim) if not _is_zero(a.e) else 0.0
-    return Bounded(z, _plus(err, max(n - 1, 0) * active().u * np.abs(v).sum(axis=dim, keepdims=keepdim)))
+    return Bounded(z, _plus(err, max(n - 1, 0) * active().u * magnitude))
 
 
 def _matmul(a, b):
     a, b = lift(a), lift(b)
     z = a.v @ b.v
     n = np.shape(a.v)[-1]
+    magnitude = np.abs(a.v) @ np.abs(b.v)
+    _overflow_check(magnitude, 1.0)
     e = _plus(np.abs(a.v) @ b.error() if not _is_zero(b.e) else 0.0,
               a.error() @ np.abs(b.v) if not _is_zero(a.e) else 0.0,
               a.error() @ b.error() if not (_is_zero(a.e) or _is_zero(b.e)) else 0.0,
-              n * active().u * (np.abs(a.v) @ np.abs(b.v)))
+              n * active().u * magnitude)
     return Bounded(z, e)
 
 
