@@ -5,7 +5,7 @@ model beside that of an earlier commit's model, and beside the actual error of t
 
 For each rule with a torch.optim class, N cases are drawn as the conformance search draws them (float32 or
 float64; Hypothesis derandomized, so a rerun draws the same cases); a case is used where both models
-judge it. Per element and step the script records tolerance_new / tolerance_old and |actual − expected| /
+judge it (the new one alone where the earlier one cannot take the case: sparse gradients). Per element and step the script records tolerance_new / tolerance_old and |actual − expected| /
 tolerance_new for each code path (for-loop, foreach, fused), under the known deviations' workarounds (cases with a
 deviation and no workaround are left out). It prints, per rule, the median and worst of each ratio: a worst
 actual/new above 1 is a false alarm, a median new/old far above 1 a bound too loose to catch small deviations.
@@ -87,14 +87,19 @@ def measure_rule(args) -> dict:
         tol_new = new.tolerances(case, expected)
         t1 = time.perf_counter()
         old_case = dataclasses.replace(case, notes={})
-        tol_old = old.tolerances(old_case, expected)
+        try:
+            tol_old = old.tolerances(old_case, expected)
+        except Exception:   # a case the earlier model predates (sparse gradients): compared with torch's error only
+            tol_old = None
         t2 = time.perf_counter()
         out["new_s"] += t1 - t0
         out["old_s"] += t2 - t1
-        if not (new.judgeable(case, expected, tol_new) and old.judgeable(old_case, expected, tol_old)):
+        if not new.judgeable(case, expected, tol_new):
+            continue
+        if tol_old is not None and not old.judgeable(old_case, expected, tol_old):
             continue
         out["judged"] += 1
-        for a, b in zip(tol_new, tol_old, strict=True):
+        for a, b in zip(tol_new, tol_old or [], strict=False):
             for x, y in zip(a, b, strict=True):
                 out["new/old"] += _ratios(x, y)
         for s in subjects:
