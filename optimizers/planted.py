@@ -322,8 +322,11 @@ class _SGD(_SGDFamily):
                 if p.grad is None:
                     continue
                 d = self._direction(p, -p.grad if group["maximize"] else p.grad, group)
-                p.add_(d, alpha=-self._lr(group))
+                self._update(p, d, group)
         return loss
+
+    def _update(self, p, d, group):
+        p.add_(d, alpha=-self._lr(group))
 
     def _direction(self, p, d, group):
         d = self._decayed(p, d, group["weight_decay"])

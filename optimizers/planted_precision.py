@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from optimizers.planted import _SGD, _loss
+from optimizers.planted import _SGD
 
 COMPENSATION = "kahan_comp"
 LOW_PRECISION = (torch.bfloat16, torch.float16)
@@ -18,28 +18,25 @@ class KahanSGD(_SGD):
     """SGD whose update of a bfloat16/float16 parameter is Kahan-summed: c ← c + Δ; θ ← fl(θ + c);
     c ← c − (θ_new − θ_old), what the rounding of θ left out."""
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = _loss(closure)
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                d = self._direction(p, -p.grad if group["maximize"] else p.grad, group)
-                if p.dtype in LOW_PRECISION:
-                    state = self.state[p]
-                    if COMPENSATION not in state:
-                        state[COMPENSATION] = torch.zeros_like(p)
-                    self._compensated_add(p, d.mul(-self._lr(group)), state[COMPENSATION])
-                else:
-                    p.add_(d, alpha=-self._lr(group))
-        return loss
+    def _update(self, p, d, group):
+        if p.dtype not in LOW_PRECISION:
+            return super()._update(p, d, group)
+        state = self.state[p]
+        if COMPENSATION not in state:
+            state[COMPENSATION] = torch.zeros_like(p)
+        self._compensated_add(p, d.mul(-self._lr(group)), state[COMPENSATION])
 
     def _compensated_add(self, p, update, comp):
-        comp.add_(update)
+        self._carry(comp, update)
         before = p.clone()
         p.add_(comp)
-        comp.add_(before.sub_(p))
+        self._keep_error(comp, before, p)
+
+    def _carry(self, comp, update):
+        comp.add_(update)
+
+    def _keep_error(self, comp, before, after):
+        comp.add_(before - after)
 
 
 class KahanSGDTwoSum(KahanSGD):
@@ -63,21 +60,15 @@ class KahanSGDWithoutCompensation(KahanSGD):
 class KahanSGDCompensationSignFlipped(KahanSGD):
     """The rounding error saved with the wrong sign: c ← c + (θ_new − θ_old)."""
 
-    def _compensated_add(self, p, update, comp):
-        comp.add_(update)
-        before = p.clone()
-        p.add_(comp)
-        comp.add_(p - before)
+    def _keep_error(self, comp, before, after):
+        comp.add_(after - before)
 
 
 class KahanSGDCompensationForgotten(KahanSGD):
     """Each step's compensation starts from 0: c ← Δ instead of c + Δ, so what earlier roundings left out is lost."""
 
-    def _compensated_add(self, p, update, comp):
+    def _carry(self, comp, update):
         comp.copy_(update)
-        before = p.clone()
-        p.add_(comp)
-        comp.add_(before.sub_(p))
 
 
 class KahanSGDCompensationNeverApplied(KahanSGD):
@@ -87,7 +78,7 @@ class KahanSGDCompensationNeverApplied(KahanSGD):
     def _compensated_add(self, p, update, comp):
         before = p.clone()
         p.add_(update)
-        comp.add_(update).add_(before.sub_(p))
+        comp.add_(update).add_(before - p)
 
 
 CORRECT = ["KahanSGD", "KahanSGDTwoSum"]

@@ -225,7 +225,8 @@ def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None,
     run met (``overflow``, ``undetermined_sign``, ``undetermined_from``: the first step a branch was undecided).
     With ``restart`` (an implementation's parameters after every step), each step starts from the implementation's
     θ_{t−1}, exact, instead of the reference's: the bound is then one step's (the state's bound still carries), and
-    ``values`` holds the reference's step from there, per step and parameter. With ``compensation`` (a compensated
+    ``values`` holds the reference's step from there, per step and parameter, up to ``stopped`` (the step from which
+    the rest is judged for finiteness only or not judged; None if none). With ``compensation`` (a compensated
     implementation's compensation after every step), ``restart`` holds its parameters plus their compensation, and a
     sum into the parameter rounds at the compensated precision (``COMPENSATED_ROUNDING``)."""
     flush = flushes(case)
@@ -255,10 +256,10 @@ def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None,
     with rounding(r), watching(observe):
         for step, grads in enumerate(case.grads):
             if restart is not None and step > 0:
-                params = [Bounded(_row(restart[step - 1], b), 0.0) for b in blocks]
-                if compensated:   # the parameter itself is its compensation away from θ + compensation
-                    params = [Bounded(p.v, np.abs(_row(compensation[step - 1], b)),
-                                      k=np.abs(_row(compensation[step - 1], b))) for p, b in zip(params, blocks)]
+                # exact; a compensated parameter itself is its compensation away from θ + compensation
+                distance = [np.abs(_row(compensation[step - 1], b)) if compensated else 0.0 for b in blocks]
+                params = [Bounded(_row(restart[step - 1], b), d, k=d if compensated else None)
+                          for b, d in zip(blocks, distance)]
             for k, b in enumerate(blocks):
                 if grads[b[0]] is None:
                     continue
@@ -284,9 +285,8 @@ def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None,
             values.append([np.asarray(p.v, dtype=np.float64) for p in params])
             if undetermined_from is not None or r.overflow or cancelled:
                 # the rest is judged for finiteness only (or not judged): no bound to compute
-                stopped, rest = step, len(case.grads) - len(rows)
-                rows += [[np.full(p.shape, np.inf) for p in params] for _ in range(rest)]
-                values += [[np.zeros(p.shape) for p in params] for _ in range(rest)]
+                stopped = step
+                rows += [[np.full(p.shape, np.inf) for p in params] for _ in range(len(case.grads) - len(rows))]
                 break
     return {"bounds": [_per_parameter(case, blocks, row) for row in rows],
             "values": [_per_parameter(case, blocks, row) for row in values],
@@ -366,8 +366,7 @@ def step_tolerances(case: Case, actual: list[list[np.ndarray]],
                     compensation: list[list[np.ndarray]] | None = None) -> tuple[list, list]:
     """Judged step by step: per step and parameter, the reference's step from the implementation's own θ_{t−1}
     (``actual``; the case's θ_0 at the first step) with the reference's state, and its tolerance, one step's bound
-    (the state's bound carried from the start) plus the dtype's smallest normal number; ∞ where the run is judged
-    for finiteness only. Rounding then cannot compound over the trajectory: what bfloat16 and float16 are judged
+    (the state's bound carried from the start) plus the dtype's smallest normal number. Rounding then cannot compound over the trajectory: what bfloat16 and float16 are judged
     by, where a whole trajectory is rarely determined. The rows stop before the first step the rule does not
     determine at this precision: one whose bound is not finite somewhere (a denominator within its bound of 0, ε
     below the dtype's smallest subnormal), that forms a product another order overflows (``intermediate_overflow``),
@@ -379,7 +378,7 @@ def step_tolerances(case: Case, actual: list[list[np.ndarray]],
     case.notes["error bounds"] = b
     tiny = torch.finfo(case.dtype).tiny
     expected, tol = [], []
-    for t, (row, values) in enumerate(zip(b["bounds"], b["values"], strict=True)):
+    for t, (row, values) in enumerate(zip(b["bounds"], b["values"])):
         if t == b["stopped"] or not all(np.all(np.isfinite(e)) for e in row):
             break
         tol.append([e + tiny for e in row])
