@@ -62,6 +62,11 @@ def _case(rule: str, hps: list[dict], params, grads, dtype=torch.float64) -> Cas
     return Case(r, groups, [np.asarray(p, dtype=np.float64) for p in params], grads, lrs, dtype)
 
 
+def _smallest_subnormal(dtype: torch.dtype) -> float:
+    info = torch.finfo(dtype)
+    return info.smallest_normal * info.eps
+
+
 def _with_group_hp(case: Case, change: Callable[[int, dict], dict]) -> Case:
     """``case`` with group k's hyperparameters replaced by ``change(k, hp)`` (learning rates unchanged)."""
     groups = [dataclasses.replace(g, hp=change(k, g.hp)) for k, g in enumerate(case.groups)]
@@ -82,9 +87,16 @@ def _first_gradient_steps(case: Case, group: Group) -> set[int]:
 
 def _centered_variance_vanishes(case: Case) -> bool:
     """Whether ṽ = v − ḡ² of the reference comes within rounding of 0 at some step of a centered group: where the
-    tolerance model judges the case for finiteness only (``properties.tolerances.undetermined_sign``)."""
-    from properties.tolerances import undetermined_sign
-    return any(g.hp.get("centered") for g in case.groups) and undetermined_sign(case)
+    tolerance model judges the case for finiteness only (``properties.tolerances.undetermined_sign``); or whether a
+    centered group takes a step after the bound stopped watching (``watched_steps``), where it may, unseen."""
+    from properties.tolerances import undetermined_sign, watched_steps
+    centered = [g for g in case.groups if g.hp.get("centered")]
+    if not centered:
+        return False
+    if undetermined_sign(case):
+        return True
+    watched = watched_steps(case)
+    return any(row[i] is not None for row in case.grads[watched:] for g in centered for i in g.indices)
 
 
 def _square_may_overflow(case: Case) -> bool:
@@ -149,6 +161,25 @@ def _muon_average_departs(μ: float, dtype: torch.dtype) -> bool:
     """Whether torch's average μB + (1 − μ)g is not (1 − μ) times the documented μB + g: μ ≥ 1, or 1 − μ rounds
     to 1 in the dtype while μ > 0."""
     return μ >= 1 or (μ > 0 and float(torch.tensor(1 - μ, dtype=torch.float64).to(dtype)) == 1.0)
+
+
+def _muon_average_underflows(case: Case, group: Group) -> bool:
+    """Whether torch's average forms a number below the dtype's smallest normal one from a gradient element the
+    documented sum holds: (1 − μ)|g| < tiny for a nonzero g of the group, with μ > 0 (the average's element has
+    an absolute error of the dtype's subnormal spacing, 1/(1 − μ) times the documented one's)."""
+    μ, tiny = group.hp["momentum"], torch.finfo(case.dtype).tiny
+    if not 0 < μ < 1:
+        return False
+    for row in case.grads:
+        for i in group.indices:
+            g = None if row[i] is None else np.abs(np.asarray(row[i], dtype=np.float64))
+            if g is not None and np.any((g > 0) & ((1 - μ) * g < tiny)):
+                return True
+    return False
+
+
+def _muon_departs(case: Case, group: Group) -> bool:
+    return _muon_average_departs(group.hp["momentum"], case.dtype) or _muon_average_underflows(case, group)
 
 
 def _muon_case(hp: dict, params, grads) -> Case:
@@ -339,29 +370,32 @@ DEVIATIONS: list[KnownDeviation] = [
     ),
     KnownDeviation(
         "muon-norm-clamped-at-eps", "Muon", ("for-loop",),
-        when=lambda c: any(g.hp["eps"] != 0 for g in c.groups),
+        when=lambda c: any(g.hp["eps"] > _smallest_subnormal(c.dtype) for g in c.groups),
         reason="Muon divides by max(‖X‖_F, ε) where the Muon paper's code (and the documentation's 'numerical "
                "stabilization ε') divides by ‖X‖_F + ε: every O_t differs by a relative ε/‖X‖_F before the "
-               "iterations amplify it, all of it when ‖X‖_F is near ε. With ε = 0 the two agree",
+               "iterations amplify it, all of it when ‖X‖_F is near ε. With ε the dtype's smallest subnormal "
+               "number the two agree within one rounding of ‖X‖_F, and both take a zero B̃_t to 0 (with ε = 0, 0/0)",
         link=NOT_FILED,
         example=lambda: _muon_case({"lr": 0.01, "momentum": 0.0, "nesterov": False, "ns_steps": 0, "eps": 1e-7},
                                    np.ones((1, 2)), [[[1e-6, 0.0]]]),
-        avoid=lambda c: _with_group_hp(c, lambda k, hp: {**hp, "eps": 0.0}),
+        avoid=lambda c: _with_group_hp(c, lambda k, hp: {**hp, "eps": min(hp["eps"], _smallest_subnormal(c.dtype))}),
     ),
     KnownDeviation(
         "muon-momentum-average", "Muon", ("for-loop",),
-        when=lambda c: any(_muon_average_departs(g.hp["momentum"], c.dtype) for g in c.groups),
+        when=lambda c: any(_muon_departs(c, g) for g in c.groups),
         reason="Muon keeps the momentum buffer as the average μB + (1 − μ)g (lerp) where its documentation sums "
                "B_t = μB_{t−1} + g_t: (1 − μ) times the documented B, which the normalization ‖X‖_F removes for "
                "μ < 1, but the constructor accepts any μ ≥ 0: μ = 1 keeps B at 0 (no update ever), μ > 1 flips "
                "the update's sign; and a μ > 0 so small that 1 − μ rounds to 1 drops μB_{t−1}, so a zero gradient "
                "gives B = 0 (no update, or NaN with ε = 0) where the documented B = μB_{t−1} is normalized to a "
-               "full step",
+               "full step; and where (1 − μ)g is below the dtype's smallest normal number (a float16 gradient of "
+               "4.8e-7 with μ = 0.95), the average keeps it to the subnormal spacing or loses it, which the "
+               "normalization then scales up by 1/(1 − μ)",
         link=NOT_FILED,
         example=lambda: _muon_case({"lr": 0.01, "nesterov": False, "momentum": 1.0, "eps": 0.0},
                                    np.ones((1, 2)), [[[1.0, 0.0]]]),
         avoid=lambda c: _with_group_hp(c, lambda k, hp: {
-            **hp, "momentum": 0.99 if hp["momentum"] >= 1 else 0.0 if _muon_average_departs(hp["momentum"], c.dtype)
+            **hp, "momentum": 0.99 if hp["momentum"] >= 1 else 0.0 if _muon_departs(c, c.groups[k])
             else hp["momentum"]}),
     ),
 ]

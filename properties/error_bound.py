@@ -128,15 +128,21 @@ class Rounding:
             return magnitude * self.u + np.where(np.not_equal(a, 0) & np.not_equal(b, 0), self.eta, 0.0)
         return self.scalar_u * magnitude + (self.scalar_eta if a != 0 and b != 0 else 0.0)
 
-    def rho_sum(self, a, b):
+    def _narrow(self, scalar, error) -> bool:
+        """Whether the scalar operand of a sum is held exactly and is a number of the tensors' dtype (then the sum is
+        one of two such numbers, exact below the smallest normal number)."""
+        return error is not None and _is_zero(error) and conversion_error(float(scalar), self.dtype) == 0.0
+
+    def rho_sum(self, a, b, ea=None, eb=None):
         """The rounding of a ± b in any grouping with other terms: u·(|a| + |b|) (the partial sums an
         implementation forms instead, θ − a' − b' for θ − (a' + b'), are bounded by the terms' magnitudes); a sum of
-        numbers of the dtype is exact below its smallest normal number, a sum with a wider scalar, or one whose
-        subnormal result may be flushed to 0, is not (+η)."""
+        numbers of the dtype is exact below its smallest normal number, a sum with a wider scalar (unless the scalar,
+        held exactly, is a number of the dtype), or one whose subnormal result may be flushed to 0, is not (+η)."""
         array_a, array_b = isinstance(a, ARRAY), isinstance(b, ARRAY)
         if not (array_a or array_b):
             return self.scalar_u * (abs(a) + abs(b)) + (self.scalar_eta if self.flush else 0.0)
-        if self.flush or array_a != array_b and self.scalar_dtype != self.dtype:
+        if self.flush or array_a != array_b and self.scalar_dtype != self.dtype and not (
+                self._narrow(b, eb) if array_a else self._narrow(a, ea)):
             # a scalar of a wider dtype is not a number of the tensor's: the sum rounds below its smallest normal too
             return self.u * (abs(a) + abs(b)) + self.eta
         return self.u * (abs(a) + abs(b))
@@ -353,7 +359,7 @@ class Bounded:
         o = other if type(other) is Bounded else lift(other)
         if self.k is not None or o.k is not None:
             return _compensated_sum(self, o, self.v + o.v)
-        return Bounded(self.v + o.v, _plus(self.e, o.e, _ACTIVE[-1].rho_sum(self.v, o.v)))
+        return Bounded(self.v + o.v, _plus(self.e, o.e, _ACTIVE[-1].rho_sum(self.v, o.v, self.e, o.e)))
 
     def __radd__(self, other):
         return lift(other) + self
@@ -362,7 +368,7 @@ class Bounded:
         o = other if type(other) is Bounded else lift(other)
         if self.k is not None or o.k is not None:
             return _compensated_sum(self, o, self.v - o.v)
-        return Bounded(self.v - o.v, _plus(self.e, o.e, _ACTIVE[-1].rho_sum(self.v, o.v)))
+        return Bounded(self.v - o.v, _plus(self.e, o.e, _ACTIVE[-1].rho_sum(self.v, o.v, self.e, o.e)))
 
     def __rsub__(self, other):
         return lift(other) - self

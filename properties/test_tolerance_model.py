@@ -16,7 +16,7 @@ import torch
 
 from optimizers import planted, template
 from optimizers.adapters import Subject
-from optimizers.known_deviations import _case
+from optimizers.known_deviations import _case, applicable
 from properties.assertions import NonConformance
 from optimizers.adapters import implementation_trajectory
 from properties.test_trajectory import check_steps, check_trajectory
@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from properties.error_bound import Bounded, rounding
 from properties.tolerances import (arithmetic, error_bounds, hyperparameter, judgeable, step_tolerances,
-                                   subnormal_spacing, tolerances, undetermined_sign)
+                                   subnormal_spacing, tolerances, undetermined_sign, watched_steps)
 from reference.registry import RULES
 from reference.trajectory import Case, Group, reference_trajectory
 
@@ -64,6 +64,7 @@ _OPERATIONS = {
 _WITH_SCALARS = {   # tensor op Python number: torch holds the number in float32 (opmath) beside 16-bit tensors
     "a * 0.1 + 1e-8": (lambda a, b: a * 0.1 + 1e-8), "(|a| + 3e-8) / 0.7": (lambda a, b: (abs(a) + 3e-8) / 0.7),
     "0.999 * a + 0.001 * b": (lambda a, b: 0.999 * a + 0.001 * b),
+    "a * 2⁻²⁰ + 2⁻²⁴": (lambda a, b: a * 2.0**-20 + 2.0**-24),   # a number of each dtype (float16's least subnormal)
 }
 LOW = (torch.bfloat16, torch.float16)
 
@@ -112,6 +113,23 @@ def test_a_scalar_below_the_dtypes_subnormals_added_to_a_tensor_is_not_a_number_
     subject = Subject("torch.optim.Adam", torch.optim.Adam, RULES["adam"], "torch.optim:Adam", {"foreach": False})
     assert step_tolerances(case, implementation_trajectory(subject, case))[0] == []
     assert judged(_case("adam", [{"lr": 0.1}], [[1.0]], [[[0.0]]], F32))
+
+
+def test_a_scalar_that_is_a_number_of_the_dtype_added_to_a_tensor_is_exact_below_its_smallest_normal():
+    """A sum of two numbers of the dtype is exact below its smallest normal number, also when one is a float32 scalar
+    that happens to be a number of the dtype: 0 + 2⁻²⁴ (float16's smallest subnormal) is 2⁻²⁴, bound u·2⁻²⁴ (no η). So Muon with
+    ε = 2⁻²⁴ on a zero momentum buffer, X/(‖X‖ + ε) = 0/2⁻²⁴, is judged in float16; with ε = 1e-8, not a number of
+    float16, the denominator carries ε and the step is not judged (the test above)."""
+    with rounding(arithmetic(torch.float16)):
+        s = Bounded(np.zeros(1)) + 2.0**-24
+        held = Bounded(np.zeros(1)) + Bounded(2.0**-24, 1e-30)   # a scalar known only within a bound: not exact
+    assert float(s.e[0]) < 2.0**-30 and float(held.e[0]) >= 2.0**-24
+    hp = {"lr": 0.1, "momentum": 0.0, "nesterov": False, "eps": 2.0**-24, "weight_decay": 0.0}
+    case = _case("muon", [hp], [[[1.0, 2.0]]], [[[[0.0, 0.0]]]], torch.float16)
+    subject = Subject("torch.optim.Muon", torch.optim.Muon, RULES["muon"], "torch.optim:Muon")
+    expected, tol = step_tolerances(case, implementation_trajectory(subject, case))
+    assert len(expected) == 1 and np.all(np.isfinite(tol[0][0]))
+    check_steps(subject, case, known_deviations=False)
 
 
 def test_a_products_overflow_check_takes_out_only_the_factors_it_holds():
@@ -205,6 +223,24 @@ def test_cancelling_variance_is_detected_deterministically():
     steady = _case("rmsprop", [{"alpha": 0.5, "centered": True}], [[1.0]], [[[1.0]], [[-1.0]]])
     assert not undetermined_sign(steady)
     assert judged(CONSTANT_GRADIENT) and judged(steady)
+
+
+def test_a_centered_step_after_the_bound_stopped_counts_as_possibly_cancelling():
+    """The bound stops at an undetermined branch (a momentum of 2e-119 is 0 in float32: a buffer or none), and steps
+    after it are judged for finiteness only — unwatched. A centered group whose first gradient comes after the stop
+    (α = 0: ṽ = g² − g², rounding's residue) may have cancelled there, so torch's unclamped RMSprop is under its
+    known deviation on such a case, as on one whose cancellation the bound saw."""
+    hp = {"lr": 0.0, "eps": 1e-8}
+    case = Case(RULES["rmsprop"], [Group((0,), {**RULES["rmsprop"].defaults(), **hp, "momentum": 2e-119}),
+                                   Group((1,), {**RULES["rmsprop"].defaults(), **hp, "alpha": 0.0, "weight_decay": 1.0,
+                                                "centered": True})],
+                [np.ones(5), np.array(-31.62277603149414)],
+                [[np.array([1.0, -1, 1, -1, 1]), None], [np.array([-1.0, -1, 1, 1, -1]), np.array(1.0)]],
+                [[0.0, 0.0], [0.0, 0.0]], F32)
+    assert watched_steps(case) == 1 and not undetermined_sign(case)
+    subject = Subject("torch.optim.RMSprop", torch.optim.RMSprop, RULES["rmsprop"], "torch.optim:RMSprop",
+                      {"foreach": True})
+    assert "rmsprop-centered-negative-variance" in [d.name for d in applicable(subject, case)]
 
 
 def test_cancelling_variance_is_judged_for_finiteness_only():

@@ -324,6 +324,14 @@ def undetermined_sign(case: Case) -> bool:
     return _bounds(case)["undetermined_sign"]
 
 
+def watched_steps(case: Case) -> int:
+    """How many steps the bound followed, and with it watched the ``cancelling`` differences: all of them, or up to
+    and including the step it stopped at (an undetermined branch, an overflow); later steps are judged for finiteness
+    only, and a difference there may have cancelled unseen."""
+    stopped = _bounds(case)["stopped"]
+    return case.steps if stopped is None else stopped + 1
+
+
 def tolerances(case: Case, expected: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
     """Per step and parameter, the elementwise tolerance of the model above (∞: judged for finiteness only, or
     ill-conditioned, which ``judgeable`` tells apart)."""
