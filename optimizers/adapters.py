@@ -57,6 +57,9 @@ class Subject:
     #: the state key under which a compensated implementation (Kahan summation of 16-bit parameters) keeps each
     #: parameter's compensation: judged on the parameter plus it (None: not compensated)
     compensation: str | None = None
+    #: a quantized-state layout (``properties.quantization.Quantization``): judged with its state read back after
+    #: every step, each buffer within the layout's quantization bound of the rule's (None: state not judged)
+    quantization: Any = None
 
     def __repr__(self) -> str:
         return f"Subject({self.id}, rule {self.rule.name})"
@@ -297,13 +300,32 @@ def compensation(opt: Any, params: list[torch.Tensor], key: str) -> list[np.ndar
     return out
 
 
+def buffers(opt: Any, params: list[torch.Tensor], names: list[tuple[str, ...]]) -> list[dict]:
+    """Each parameter's state buffers ``names[i]`` as the implementation keeps them, as float64 arrays: a quantized
+    buffer dequantized (``.dequantize()``), a missing one absent."""
+    state = getattr(opt, "state", None)
+    out = []
+    for p, keys in zip(params, names, strict=True):
+        held = state.get(p, {}) if hasattr(state, "get") else {}
+        row = {}
+        for k in keys:
+            b = held.get(k)
+            if type(b) is not torch.Tensor and callable(getattr(b, "dequantize", None)):
+                b = b.dequantize()
+            if isinstance(b, torch.Tensor):
+                row[k] = b.detach().to("cpu", torch.float64).numpy().reshape(tuple(p.shape)).copy()
+        out.append(row)
+    return out
+
+
 def implementation_trajectory(subject: Subject, case: Case, feedback: Feedback | None = None,
-                              compensations: list | None = None) -> list[list[np.ndarray]]:
+                              compensations: list | None = None, states: list | None = None) -> list[list[np.ndarray]]:
     """Run ``case`` through the implementation; the parameters after every step. Open loop, each step is fed the
     case's gradients; closed loop, ``feedback(parameters, t)``'s (the case's rows then only count the steps). The
     one driver of an implementation: the trajectory, contract and property tests all run through it. Given
     ``compensations`` (a list), a compensated implementation's (``Subject.compensation``) compensation after every
-    step is appended to it, and the parameters returned are the parameters plus their compensation."""
+    step is appended to it, and the parameters returned are the parameters plus their compensation. Given
+    ``states`` (a list), each parameter's state buffers (the rule's ``buffers``) after every step are appended."""
     params = make_params(case, subject.device)
     opt = construct(subject, case, params)
     out = []
@@ -315,4 +337,6 @@ def implementation_trajectory(subject: Subject, case: Case, feedback: Feedback |
         if compensations is not None and subject.compensation is not None:
             compensations.append(compensation(opt, params, subject.compensation))
             out[-1] = [θ + c for θ, c in zip(out[-1], compensations[-1], strict=True)]
+        if states is not None:
+            states.append(buffers(opt, params, [case.rule.buffers(case.hp_at(i, t)) for i in range(len(params))]))
     return out

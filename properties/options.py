@@ -28,6 +28,12 @@ def pytest_addoption(parser):
                     help="the implementation keeps bfloat16/float16 parameters with a compensation (Kahan summation) "
                          "in its state under STATE_KEY (torch-optimi: kahan_comp): judged on the parameter plus its "
                          "compensation, held to the compensated precision")
+    group.addoption("--quantized-state", metavar="SPEC", default=None,
+                    help="the implementation keeps its state block-wise quantized (8-bit optimizers: torchao, "
+                         "bitsandbytes): BUFFER=signed|unsigned per quantized buffer (the dynamic 8-bit map), "
+                         "optionally block=256 and min_size=4096 (smaller parameters keep full-precision state), e.g. "
+                         "exp_avg=signed,exp_avg_sq=unsigned; judged step by step from its own dequantized state, "
+                         "each buffer within the quantization bound")
     group.addoption("--known-deviations", metavar="FILE", default=None,
                     help="TOML file of deviations you expect, each with a reason: tests (by id or glob) become "
                          "expected failures; a rule's hyperparameter (or name=value) is taken out of the searches; "

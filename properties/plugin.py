@@ -78,8 +78,10 @@ def _subjects(config) -> list[Subject]:
     try:
         factory = resolve(spec, RULES[rule_name])
         subnormals = config.getoption("subnormals") or getattr(factory, "subnormals", "ieee")
+        quantized = config.getoption("quantized_state")
         subject = Subject(spec, factory, RULES[rule_name], spec, device=device, subnormals=subnormals,
-                          compensation=config.getoption("compensation"))
+                          compensation=config.getoption("compensation"),
+                          quantization=None if quantized is None else _layout(quantized, RULES[rule_name]))
         if config.ranks:  # a sharded constructor needs its process group: probe it in every rank
             from properties.ranks import probe_across
             probe_across(subject, config.ranks)
@@ -90,12 +92,31 @@ def _subjects(config) -> list[Subject]:
     return [subject]
 
 
+def _layout(spec: str, rule):
+    """``--quantized-state SPEC`` as a layout of ``rule``'s buffers; a usage error saying what is wrong."""
+    from properties.quantization import parse
+    try:
+        layout = parse(spec)
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
+    from reference.declarations import Choice, Flag
+    d = rule.defaults()
+    settings = [d, *({**d, h.name: v} for h in rule.hypers if isinstance(h.domain, (Flag, Choice))
+                     for v in ((True, False) if isinstance(h.domain, Flag) else h.domain.values))]
+    known = {b for hp in settings for b in rule.buffers(hp)}
+    unknown = sorted(set(layout.maps) - known)
+    if unknown:
+        raise pytest.UsageError(f"--quantized-state: rule {rule.name!r} has no buffer {', '.join(map(repr, unknown))}; "
+                                f"its buffers: {', '.join(sorted(known)) or 'none'}")
+    return layout
+
+
 # The suite's tests of itself (and of its documents, which only a clone has): they judge the suite, not the
 # implementation named by --optimizer.
 SELF_TESTS = {"test_planted_bugs.py", "test_problem_self_checks.py", "test_property_self_checks.py",
               "test_bad_input.py", "test_isolation.py", "test_report.py", "test_tolerance_model.py",
               "test_declared_deviations.py", "test_user_rules.py", "test_documented_commands.py",
-              "test_packaging.py", "test_compensated.py"}
+              "test_packaging.py", "test_compensated.py", "test_quantized.py"}
 
 
 def pytest_ignore_collect(collection_path, config):
@@ -208,6 +229,9 @@ def pytest_report_header(config):
                "against a reference that may too)"] if s.subnormals == "flush" else []),
             *([f"compensated: bfloat16/float16 judged on the parameter plus state[{s.compensation!r}] (Kahan "
                "summation), at the compensated precision"] if s.compensation else []),
+            *([s.quantization.describe() + "; every dtype judged step by step from the implementation's own "
+               "parameters and (dequantized) state, its state within the quantization bound"]
+              if s.quantization is not None else []),
         ]
     else:
         lines.append(f"built-in implementations: {len(subjects)} "

@@ -205,15 +205,18 @@ _NUMPY_DTYPES = {torch.float64: np.float64, torch.float32: np.float32, torch.flo
 
 @st.composite
 def cases(draw, subject, dtype: torch.dtype = torch.float64, max_steps: int = MAX_STEPS,
-          min_groups: int = 1) -> Case:
+          min_groups: int = 1, shapes: tuple | None = None) -> Case:
     """A trajectory case for ``subject``'s rule, using only the API features ``subject`` has; with
-    ``min_groups`` > 1, that many groups at least, each with its own hyperparameters."""
+    ``min_groups`` > 1, that many groups at least, each with its own hyperparameters; with ``shapes``, parameters of
+    those shapes instead of ``SHAPES`` (for a quantized-state subject, its layout's)."""
     rule, caps = subject.rule, subject.caps
     n = draw(_integers(max(1, min_groups), 4))
-    shapes = []
+    if shapes is None and getattr(subject, "quantization", None) is not None:
+        shapes = tuple(s for s in subject.quantization.shapes() if rule.ndims is None or len(s) in rule.ndims)
+    pool, shapes = _shapes(rule.ndims) if shapes is None else st.sampled_from(shapes), []
     for _ in range(n):
         repeat = shapes and draw(_BOOLEANS)
-        shapes.append(shapes[-1] if repeat else draw(_shapes(rule.ndims)))
+        shapes.append(shapes[-1] if repeat else draw(pool))
     regimes = magnitude_regimes(dtype)
     param_regime, grad_regime = draw(REGIMES), draw(REGIMES)
     lo, hi = regimes[grad_regime]

@@ -219,8 +219,40 @@ def _row(row: list[np.ndarray], block: list[int]) -> np.ndarray:
     return np.asarray(row[block[0]], dtype=np.float64) if len(block) == 1 else _joined(row[i] for i in block)
 
 
+def _restarted(case: Case, state: dict, held: list[dict], block: list[int], step: int) -> dict:
+    """A block's reference state with the implementation's buffers (``held``, per parameter) in place of the
+    reference's, exact: the rule's tensor state in order is its declared ``buffers``."""
+    names = case.rule.buffers(case.hp_at(block[0], step))
+    tensors = [k for k, v in state.items() if isinstance(v, Bounded) and isinstance(v.v, ARRAY)]
+    if not tensors:   # no step taken yet
+        return state
+    if len(names) != len(tensors):
+        raise ValueError(f"rule {case.rule.name!r} keeps {len(tensors)} state tensors ({', '.join(tensors)}) but "
+                         f"declares {len(names)} buffers ({', '.join(names)}): its declaration must name each")
+    out = dict(state)
+    for key, name in zip(tensors, names):
+        if all(name in h for h in held):
+            out[key] = Bounded(_row([h[name] for h in held], list(range(len(held)))), 0.0)
+    return out
+
+
+def _state_row(case: Case, blocks: list[list[int]], states: list[dict], step: int) -> list[dict]:
+    """Per parameter, each declared buffer's reference value and bound after ``step``."""
+    out = [{} for _ in case.params]
+    for k, b in enumerate(blocks):
+        names = case.rule.buffers(case.hp_at(b[0], step))
+        tensors = [s for s in states[k].values() if isinstance(s, Bounded) and isinstance(s.v, ARRAY)]
+        for name, s in zip(names, tensors):
+            values = _per_parameter(case, [b], [np.asarray(s.v, dtype=np.float64)])
+            bounds = _per_parameter(case, [b], [np.broadcast_to(s.error(), np.shape(s.v))])
+            for i in b:
+                out[i][name] = (values[i], bounds[i])
+    return out
+
+
 def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None,
-                 compensation: list[list[np.ndarray]] | None = None) -> dict:
+                 compensation: list[list[np.ndarray]] | None = None,
+                 restart_states: list[list[dict]] | None = None) -> dict:
     """One pass of the reference on Bounded values: per step and parameter the bound on θ's error; and what the
     run met (``overflow``, ``undetermined_sign``, ``undetermined_from``: the first step a branch was undecided).
     With ``restart`` (an implementation's parameters after every step), each step starts from the implementation's
@@ -228,7 +260,9 @@ def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None,
     ``values`` holds the reference's step from there, per step and parameter, up to ``stopped`` (the step from which
     the rest is judged for finiteness only or not judged; None if none). With ``compensation`` (a compensated
     implementation's compensation after every step), ``restart`` holds its parameters plus their compensation, and a
-    sum into the parameter rounds at the compensated precision (``COMPENSATED_ROUNDING``)."""
+    sum into the parameter rounds at the compensated precision (``COMPENSATED_ROUNDING``). With ``restart_states``
+    (an implementation's buffers after every step, per parameter), each step also starts from the implementation's
+    state, exact, and ``states`` holds the reference's buffers after each step with their bound, per parameter."""
     flush = flushes(case)
     r = arithmetic(case.dtype, flush)
     compensated = compensation is not None
@@ -252,7 +286,7 @@ def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None,
         t = np.array(case.params[b[0]], dtype=np.float64) if len(b) == 1 else _joined(case.params[i] for i in b)
         params.append(Bounded(t, _underflow(t, c, case.dtype, flush), k=0.0 if compensated else None))
     states: list[dict] = [{} for _ in params]
-    rows, values, undetermined_from, stopped = [], [], None, None
+    rows, values, state_rows, undetermined_from, stopped = [], [], [], None, None
     with rounding(r), watching(observe):
         for step, grads in enumerate(case.grads):
             if restart is not None and step > 0:
@@ -260,6 +294,9 @@ def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None,
                 distance = [np.abs(_row(compensation[step - 1], b)) if compensated else 0.0 for b in blocks]
                 params = [Bounded(_row(restart[step - 1], b), d, k=d if compensated else None)
                           for b, d in zip(blocks, distance)]
+            if restart_states is not None and step > 0:
+                states = [_restarted(case, states[k], [restart_states[step - 1][i] for i in b], b, step)
+                          for k, b in enumerate(blocks)]
             for k, b in enumerate(blocks):
                 if grads[b[0]] is None:
                     continue
@@ -283,6 +320,8 @@ def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None,
                 undetermined_from = step
             rows.append([p.error() for p in params])
             values.append([np.asarray(p.v, dtype=np.float64) for p in params])
+            if restart_states is not None:
+                state_rows.append(_state_row(case, blocks, states, step))
             if undetermined_from is not None or r.overflow or cancelled:
                 # the rest is judged for finiteness only (or not judged): no bound to compute
                 stopped = step
@@ -291,7 +330,7 @@ def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None,
     return {"bounds": [_per_parameter(case, blocks, row) for row in rows],
             "values": [_per_parameter(case, blocks, row) for row in values],
             "overflow": r.overflow, "undetermined_sign": bool(cancelled), "undetermined_from": undetermined_from,
-            "stopped": stopped}
+            "stopped": stopped, "states": state_rows}
 
 
 def _per_parameter(case: Case, blocks: list[list[int]], row: list[np.ndarray]) -> list[np.ndarray]:
@@ -371,18 +410,21 @@ def judgeable(case: Case, expected: list[list[np.ndarray]], tol: list[list[np.nd
 
 
 def step_tolerances(case: Case, actual: list[list[np.ndarray]],
-                    compensation: list[list[np.ndarray]] | None = None) -> tuple[list, list]:
+                    compensation: list[list[np.ndarray]] | None = None,
+                    states: list[list[dict]] | None = None) -> tuple[list, list]:
     """Judged step by step: per step and parameter, the reference's step from the implementation's own θ_{t−1}
     (``actual``; the case's θ_0 at the first step) with the reference's state, and its tolerance, one step's bound
-    (the state's bound carried from the start) plus the dtype's smallest normal number. Rounding then cannot compound over the trajectory: what bfloat16 and float16 are judged
-    by, where a whole trajectory is rarely determined. The rows stop before the first step the rule does not
+    (the state's bound carried from the start) plus the dtype's smallest normal number. Rounding then cannot
+    compound over the trajectory: what bfloat16 and float16 are judged by, where a whole trajectory is rarely
+    determined. The rows stop before the first step the rule does not
     determine at this precision: one whose bound is not finite somewhere (a denominator within its bound of 0, ε
     below the dtype's smallest subnormal), that forms a product another order overflows (``intermediate_overflow``),
     branches where rounding decides (``Rounding.undetermined``) or cancels (``undetermined_sign``); through the
     state, no step after it is determined either. A compensated implementation (``compensation``: Kahan summation)
     is judged on its parameters plus their compensation (``actual``), held to a bound where its sums into the
-    parameter round at the compensated precision."""
-    b = error_bounds(case, restart=actual, compensation=compensation)
+    parameter round at the compensated precision. With ``states`` (the implementation's buffers after every step),
+    each step starts from the implementation's state too (``error_bounds``' ``restart_states``)."""
+    b = error_bounds(case, restart=actual, compensation=compensation, restart_states=states)
     case.notes["error bounds"] = b
     tiny = torch.finfo(case.dtype).tiny
     expected, tol = [], []
