@@ -116,7 +116,8 @@ def _layout(spec: str, rule):
 SELF_TESTS = {"test_planted_bugs.py", "test_problem_self_checks.py", "test_property_self_checks.py",
               "test_bad_input.py", "test_isolation.py", "test_report.py", "test_tolerance_model.py",
               "test_declared_deviations.py", "test_user_rules.py", "test_documented_commands.py",
-              "test_packaging.py", "test_compensated.py", "test_quantized.py"}
+              "test_packaging.py", "test_compensated.py", "test_quantized.py",
+              "test_stochastic_rounding.py"}
 
 
 def pytest_ignore_collect(collection_path, config):
