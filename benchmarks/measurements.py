@@ -19,6 +19,8 @@ whether the tree had uncommitted changes), the date, the machine, the command an
   correct variant of the self-tests (``-k``): what a change to those rules, or to the planted bases, must pass.
 * ``false-alarms-low-precision`` — the same, restricted to the bfloat16 and float16 trajectory tests (judged step by
   step): what a change to the step-by-step judgement must pass.
+* ``false-alarms-layouts`` — the same, restricted to the declared precision layouts' self-tests (compensated,
+  quantized state, stochastic rounding): correct implementations pass and planted bugs are caught under every seed.
 * ``ci-recipe`` — ``python -m benchmarks.ci_recipe``: docs/examples/conformance.yml's steps in a fresh virtual
   environment outside the checkout, on docs/examples/my_adam.py (a user's own Adam): install, run, verdict.
 """
@@ -59,6 +61,9 @@ COMMANDS = {
                                      "correct_variant"],
     "false-alarms-low-precision": ["-m", "properties.false_alarms", "--jobs", "2", "--", "-m", "hypothesis",
                                    "properties/test_trajectory.py", "-k", "steps"],
+    "false-alarms-layouts": ["-m", "properties.false_alarms", "--jobs", "2", "--", "-m", "hypothesis or seeded",
+                             "properties/test_compensated.py", "properties/test_quantized.py",
+                             "properties/test_stochastic_rounding.py"],
     "ci-recipe": ["-m", "benchmarks.ci_recipe"],
 }
 
@@ -96,7 +101,8 @@ def run(name: str) -> dict:
                            "judged": b["extra_info"].get("judged")} for b in data["benchmarks"]]
     elif name in ("catch", "tightness"):
         record["rows"] = json.loads((tmp / f"{name}.json").read_text())
-    elif name in ("false-alarms", "false-alarms-new-rules", "false-alarms-low-precision", "quick", "adafactor", "lion",
+    elif name in ("false-alarms", "false-alarms-new-rules", "false-alarms-low-precision", "false-alarms-layouts",
+                  "quick", "adafactor", "lion",
                   "sparse_adam", "muon", "suite", "ci-recipe"):
         record["output_tail"] = lines[-25:]
     DIR.mkdir(parents=True, exist_ok=True)
