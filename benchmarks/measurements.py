@@ -20,7 +20,7 @@ whether the tree had uncommitted changes), the date, the machine, the command an
 * ``false-alarms-low-precision`` — the same, restricted to the bfloat16 and float16 trajectory tests (judged step by
   step): what a change to the step-by-step judgement must pass.
 * ``false-alarms-layouts`` — the same, restricted to the declared precision layouts' self-tests (compensated,
-  quantized state, stochastic rounding): correct implementations pass and planted bugs are caught under every seed.
+  quantized state, stochastic rounding, float32 state): correct implementations pass and planted bugs are caught under every seed.
 * ``ci-recipe`` — ``python -m benchmarks.ci_recipe``: docs/examples/conformance.yml's steps in a fresh virtual
   environment outside the checkout, on docs/examples/my_adam.py (a user's own Adam): install, run, verdict.
 """
@@ -63,7 +63,7 @@ COMMANDS = {
                                    "properties/test_trajectory.py", "-k", "steps"],
     "false-alarms-layouts": ["-m", "properties.false_alarms", "--jobs", "2", "--", "-m", "hypothesis or seeded",
                              "properties/test_compensated.py", "properties/test_quantized.py",
-                             "properties/test_stochastic_rounding.py"],
+                             "properties/test_stochastic_rounding.py", "properties/test_mixed_precision.py"],
     "ci-recipe": ["-m", "benchmarks.ci_recipe"],
 }
 

@@ -60,6 +60,9 @@ class Subject:
     #: a quantized-state layout (``properties.quantization.Quantization``): judged with its state read back after
     #: every step, each buffer within the layout's quantization bound of the rule's (None: state not judged)
     quantization: Any = None
+    #: "float32-state": 16-bit parameters with float32 state and arithmetic, θ rounded once a step (judged with its
+    #: state read back); None: the implementation computes in its parameters' dtype
+    precision: str | None = None
 
     def __repr__(self) -> str:
         return f"Subject({self.id}, rule {self.rule.name})"

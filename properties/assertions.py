@@ -231,23 +231,25 @@ def assert_compensation_bounded(subject: Subject, case: Case, actual, compensati
                 {"kind": "compensation", "step": t, "parameter": i, "element": list(index)})
 
 
-def assert_state_quantized(subject: Subject, case: Case, held: list[list[dict]], steps: int) -> None:
-    """A quantized-state implementation's buffers after each of the first ``steps`` steps (``held``, dequantized)
-    within the layout's quantization bound of the rule's buffers from its state before (``error_bounds``' ``states``):
-    |held − reference| ≤ the reference's bound + ``quantization_error`` + the dtype's smallest normal number. A buffer
-    the implementation does not keep, or keeps in another shape, is a deviation too."""
+def assert_state_conforms(subject: Subject, case: Case, held: list[list[dict]], steps: int) -> None:
+    """An implementation's buffers after each of the first ``steps`` steps (``held``; a quantized one dequantized)
+    within one step's bound of the rule's buffers from its state before (``error_bounds``' ``states``), plus, for a
+    quantized-state layout, its quantization bound: |held − reference| ≤ bound + ``quantization_error`` + the
+    computing dtype's smallest normal number. A buffer the implementation does not keep is a deviation too."""
     __tracebackhide__ = True
     from properties.quantization import quantization_error
-    layout, tiny = subject.quantization, torch.finfo(case.dtype).tiny
+    from properties.tolerances import computing_dtype
+    layout, tiny = subject.quantization, torch.finfo(computing_dtype(case)).tiny
     for t, row in enumerate(case.notes["error bounds"]["states"][:steps]):
         for i, reference in enumerate(row):
             for name, (value, bound) in reference.items():
                 actual = held[t][i].get(name)
                 if actual is None:
                     raise NonConformance(f"{subject.id}: after step {t} parameter {i} has no state[{name!r}], a buffer "
-                                         f"of rule {case.rule.name!r} its quantized layout declares",
+                                         f"of rule {case.rule.name!r} its declared layout keeps",
                                          {"kind": "state", "step": t, "parameter": i, "buffer": name})
-                quantized = quantization_error(value, bound, layout, name)
+                quantized = np.zeros(np.shape(value)) if layout is None else quantization_error(value, bound, layout,
+                                                                                                 name)
                 tol = bound + quantized + tiny
                 with np.errstate(invalid="ignore"):
                     err = np.abs(actual - value)
@@ -256,20 +258,21 @@ def assert_state_quantized(subject: Subject, case: Case, held: list[list[dict]],
                     continue
                 flat = int(np.argmax(np.where(bad, np.nan_to_num(err / tol, nan=np.inf), -1)))
                 index = tuple(int(x) for x in np.unravel_index(flat, np.shape(value))) if np.ndim(value) else ()
-                block = flat // layout.block if np.any(quantized) else None
+                block = flat // layout.block if layout is not None and np.any(quantized) else None
                 raise NonConformance("\n".join([
-                    f"{subject.id} does not conform to rule {case.rule.name!r} ({case.rule.source}): its quantized "
-                    f"state is not the rule's.",
+                    f"{subject.id} does not conform to rule {case.rule.name!r} ({case.rule.source}): its state is not "
+                    f"the rule's.",
                     f"  state[{name!r}] of parameter {i} (shape {tuple(np.shape(value))}) after step {t} of "
                     f"{case.steps} (0-based), element {index}"
-                    + (f", block {block} ({layout.block} elements each)" if block is not None else ", not quantized"),
+                    + (f", block {block} ({layout.block} elements each)" if block is not None else ""),
                     f"  expected {float(np.asarray(value)[index])!r}   actual {float(np.asarray(actual)[index])!r}",
                     f"  error {float(err[index]):.3g}  >  tolerance {float(tol[index]):.3g} (the rule's bound "
-                    f"{float(np.asarray(bound)[index]):.3g} + quantization {float(quantized[index]):.3g})   "
-                    f"({int(bad.sum())} of {bad.size} elements off)",
-                    f"  {layout.describe()}",
+                    f"{float(np.asarray(bound)[index]):.3g}"
+                    + (f" + quantization {float(quantized[index]):.3g}" if layout is not None else "")
+                    + f")   ({int(bad.sum())} of {bad.size} elements off)",
+                    f"  {layout.describe() if layout is not None else 'state kept in ' + str(computing_dtype(case))}",
                     f"  expected is the rule's buffer after step {t}, from the implementation's parameters and "
-                    f"(dequantized) state before it",
+                    f"{'(dequantized) ' if layout is not None else ''}state before it",
                 ]), {"kind": "state", "step": t, "parameter": i, "buffer": name, "element": list(index),
                      "expected": float(np.asarray(value)[index]), "actual": float(np.asarray(actual)[index]),
                      "tolerance": float(tol[index])})

@@ -34,6 +34,10 @@ def pytest_addoption(parser):
                          "optionally block=256 and min_size=4096 (smaller parameters keep full-precision state), e.g. "
                          "exp_avg=signed,exp_avg_sq=unsigned; judged step by step from its own dequantized state, "
                          "each buffer within the quantization bound")
+    group.addoption("--precision", choices=("parameters", "float32-state"), default=None,
+                    help="how the implementation computes for bfloat16/float16 parameters: parameters (default: in "
+                         "their dtype, as torch.optim does) or float32-state (float32 state and arithmetic, θ "
+                         "rounded once a step; judged at that precision with its state read back)")
     group.addoption("--known-deviations", metavar="FILE", default=None,
                     help="TOML file of deviations you expect, each with a reason: tests (by id or glob) become "
                          "expected failures; a rule's hyperparameter (or name=value) is taken out of the searches; "

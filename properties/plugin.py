@@ -81,7 +81,9 @@ def _subjects(config) -> list[Subject]:
         quantized = config.getoption("quantized_state")
         subject = Subject(spec, factory, RULES[rule_name], spec, device=device, subnormals=subnormals,
                           compensation=config.getoption("compensation"),
-                          quantization=None if quantized is None else _layout(quantized, RULES[rule_name]))
+                          quantization=None if quantized is None else _layout(quantized, RULES[rule_name]),
+                          precision=None if config.getoption("precision") in (None, "parameters") else
+                          config.getoption("precision"))
         if config.ranks:  # a sharded constructor needs its process group: probe it in every rank
             from properties.ranks import probe_across
             probe_across(subject, config.ranks)
@@ -117,7 +119,7 @@ SELF_TESTS = {"test_planted_bugs.py", "test_problem_self_checks.py", "test_prope
               "test_bad_input.py", "test_isolation.py", "test_report.py", "test_tolerance_model.py",
               "test_declared_deviations.py", "test_user_rules.py", "test_documented_commands.py",
               "test_packaging.py", "test_compensated.py", "test_quantized.py",
-              "test_stochastic_rounding.py"}
+              "test_stochastic_rounding.py", "test_mixed_precision.py"}
 
 
 def pytest_ignore_collect(collection_path, config):
@@ -233,6 +235,9 @@ def pytest_report_header(config):
             *([s.quantization.describe() + "; every dtype judged step by step from the implementation's own "
                "parameters and (dequantized) state, its state within the quantization bound"]
               if s.quantization is not None else []),
+            *(["precision: float32-state (bfloat16/float16 parameters with float32 state and arithmetic, θ rounded "
+               "once a step): judged at that precision, step by step, its state read back"]
+              if s.precision is not None else []),
         ]
     else:
         lines.append(f"built-in implementations: {len(subjects)} "

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from optimizers.adapters import implementation_trajectory
 from optimizers.known_deviations import applicable, avoiding
 from properties import report
-from properties.assertions import assert_compensation_bounded, assert_state_quantized, assert_trajectory_conforms
+from properties.assertions import assert_compensation_bounded, assert_state_conforms, assert_trajectory_conforms
 from properties.strategies import cases, hyperparameters, magnitude_range, representable
 from properties.tolerances import judgeable, step_tolerances, tolerances
 from reference.trajectory import Case, Group, reference_trajectory
@@ -40,8 +40,8 @@ def check_trajectory(subject, case, known_deviations: bool = True) -> None:
     """One example of the property: judge ``case`` unless the rule is undefined for it at its precision.
     Cases on which ``subject`` has a known deviation run under its workaround, or are skipped without one;
     ``known_deviations=False`` judges every case as it is (a non-finite θ fails even where ill-conditioned). A
-    quantized-state implementation is judged step by step (``check_steps``): its state is not the rule's."""
-    if subject.quantization is not None:
+    quantized-state or float32-state implementation is judged step by step (``check_steps``), its state read back."""
+    if subject.quantization is not None or subject.precision is not None:
         return check_steps(subject, case, known_deviations)
     expected = reference_trajectory(case)
     if known_deviations:   # the cheap checks first: the reference finite and in range, no deviation without a way round
@@ -59,13 +59,13 @@ def check_trajectory(subject, case, known_deviations: bool = True) -> None:
 def check_steps(subject, case, known_deviations: bool = True) -> None:
     """One example judged step by step: after every step, the implementation's θ_t within one step's bound of the
     reference's step from the implementation's own θ_{t−1} (``step_tolerances``); for a compensated implementation,
-    θ_t plus its compensation; for a quantized-state one, each step from its own (dequantized) state too, and its
-    state within the layout's quantization bound. Known deviations as in ``check_trajectory``."""
+    θ_t plus its compensation; for a quantized-state or float32-state one, each step from its own (dequantized) state
+    too, and its state within one step's bound of the rule's (plus the layout's quantization bound). Known deviations as in ``check_trajectory``."""
     checks = ("trajectory", "steps")
     if known_deviations:
         assume(all(d.workaround for d in applicable(subject, case, checks)))
     compensations = [] if subject.compensation is not None else None
-    states = [] if subject.quantization is not None else None
+    states = [] if subject.quantization is not None or subject.precision is not None else None
     with under_known_deviations(subject, case, checks) if known_deviations else contextlib.nullcontext():
         actual = implementation_trajectory(subject, case, compensations=compensations, states=states)
     expected, tol = step_tolerances(case, actual, compensations, states)
@@ -78,7 +78,7 @@ def check_steps(subject, case, known_deviations: bool = True) -> None:
     if compensations is not None:
         assert_compensation_bounded(subject, case, actual, compensations)
     if states is not None:
-        assert_state_quantized(subject, case, states, len(expected))
+        assert_state_conforms(subject, case, states, len(expected))
 
 
 @pytest.mark.judged("over the trajectory")

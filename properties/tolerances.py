@@ -82,6 +82,18 @@ def scalar_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if torch.finfo(dtype).bits < 32 else dtype
 
 
+#: ``--precision``: how a 16-bit-parameter implementation computes — as its parameters' dtype, or in float32 with
+#: float32 state, rounding θ once to its dtype when storing it
+PRECISIONS = ("parameters", "float32-state")
+
+
+def computing_dtype(case: Case) -> torch.dtype:
+    """The dtype the implementation judged on ``case`` computes and keeps its state in: float32 for 16-bit parameters
+    under ``--precision float32-state``, else the parameters' own."""
+    low = torch.finfo(case.dtype).bits < 32
+    return torch.float32 if low and case.notes.get("precision") == "float32-state" else case.dtype
+
+
 def flushes(case: Case) -> bool:
     """Whether the implementation judged on ``case`` may flush subnormal numbers to zero (``--subnormals=flush``)."""
     return case.notes.get("subnormals") == "flush"
@@ -264,7 +276,8 @@ def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None,
     (an implementation's buffers after every step, per parameter), each step also starts from the implementation's
     state, exact, and ``states`` holds the reference's buffers after each step with their bound, per parameter."""
     flush = flushes(case)
-    r = arithmetic(case.dtype, flush)
+    compute = computing_dtype(case)
+    r = arithmetic(compute, flush)
     compensated = compensation is not None
     if compensated:
         r.u_compensated = COMPENSATED_ROUNDING * unit_roundoff(case.dtype) ** 2 + ROUNDINGS_PER_OPERATION * U64
@@ -284,7 +297,7 @@ def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None,
     params = []
     for b in blocks:
         t = np.array(case.params[b[0]], dtype=np.float64) if len(b) == 1 else _joined(case.params[i] for i in b)
-        params.append(Bounded(t, _underflow(t, c, case.dtype, flush), k=0.0 if compensated else None))
+        params.append(Bounded(t, _underflow(t, c, compute, flush), k=0.0 if compensated else None))
     states: list[dict] = [{} for _ in params]
     rows, values, state_rows, undetermined_from, stopped = [], [], [], None, None
     with rounding(r), watching(observe):
@@ -300,19 +313,21 @@ def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None,
             for k, b in enumerate(blocks):
                 if grads[b[0]] is None:
                     continue
-                hp = {name: hyperparameter(v, scalar_dtype(case.dtype), name in fractions)
+                hp = {name: hyperparameter(v, scalar_dtype(compute), name in fractions)
                       for name, v in case.hp_at(b[0], step).items()}
                 before = params[k]
-                θ = Bounded(before.v, before.e + _underflow(before.v, c, case.dtype, flush), k=before.k)
+                θ = Bounded(before.v, before.e + _underflow(before.v, c, compute, flush), k=before.k)
                 if case.rule.sparse_gradients:
-                    g = _sparse_gradient(grads[b[0]], r, c, case.dtype)
+                    g = _sparse_gradient(grads[b[0]], r, c, compute)
                 else:
                     gt = np.array(grads[b[0]], dtype=np.float64) if single[k] else _joined(grads[i] for i in b)
-                    g = Bounded(gt, _underflow(gt, c, case.dtype, flush))
+                    g = Bounded(gt, _underflow(gt, c, compute, flush))
                 θ, state = both_ways(lambda: case.rule.update(θ, g, states[k], **hp), r)
                 θ = Bounded(np.asarray(θ.v, dtype=np.float64), θ.error())
                 writes = (THETA_WRITES - 1) * (r.u_compensated if compensated else r.u) * np.maximum(_abs(before),
                                                                                                    _abs(θ))
+                if compute != case.dtype:   # computed in float32, stored once in the parameters' dtype
+                    writes = writes + unit_roundoff(case.dtype) * _abs(θ) + underflow_spacing(case.dtype, flush)
                 params[k] = Bounded(θ.v, θ.e + writes)
                 states[k] = _declared_state_terms(r, states[k], state)
                 r.overflow = r.overflow or _beyond_range(states[k].values(), r.limit)
