@@ -63,6 +63,9 @@ class Subject:
     #: "float32-state": 16-bit parameters with float32 state and arithmetic, θ rounded once a step (judged with its
     #: state read back); None: the implementation computes in its parameters' dtype
     precision: str | None = None
+    #: the state key under which the implementation keeps float32 master weights of 16-bit parameters (the parameter
+    #: their rounded copy): judged on the master at float32 precision, the parameter within a rounding of it
+    master: str | None = None
 
     def __repr__(self) -> str:
         return f"Subject({self.id}, rule {self.rule.name})"
@@ -327,7 +330,9 @@ def implementation_trajectory(subject: Subject, case: Case, feedback: Feedback |
     case's gradients; closed loop, ``feedback(parameters, t)``'s (the case's rows then only count the steps). The
     one driver of an implementation: the trajectory, contract and property tests all run through it. Given
     ``compensations`` (a list), a compensated implementation's (``Subject.compensation``) compensation after every
-    step is appended to it, and the parameters returned are the parameters plus their compensation. Given
+    step is appended to it, and the parameters returned are the parameters plus their compensation; for one with
+    master weights (``Subject.master``), the compensation is master − parameter, so that the masters are returned.
+    Given
     ``states`` (a list), each parameter's state buffers (the rule's ``buffers``) after every step are appended."""
     params = make_params(case, subject.device)
     opt = construct(subject, case, params)
@@ -339,6 +344,11 @@ def implementation_trajectory(subject: Subject, case: Case, feedback: Feedback |
         out.append(snapshot(params))
         if compensations is not None and subject.compensation is not None:
             compensations.append(compensation(opt, params, subject.compensation))
+            out[-1] = [θ + c for θ, c in zip(out[-1], compensations[-1], strict=True)]
+        elif compensations is not None and subject.master is not None:   # the master as θ + (master − θ)
+            held = buffers(opt, params, [(subject.master,)] * len(params))
+            compensations.append([h[subject.master] - θ if subject.master in h else np.zeros(np.shape(θ))
+                                  for θ, h in zip(out[-1], held, strict=True)])
             out[-1] = [θ + c for θ, c in zip(out[-1], compensations[-1], strict=True)]
         if states is not None:
             states.append(buffers(opt, params, [case.rule.buffers(case.hp_at(i, t)) for i in range(len(params))]))

@@ -111,13 +111,24 @@ class AdamFloat32State(torch.optim.Optimizer):
                 state = self.state[p]
                 if not state:
                     state.update(step=0, exp_avg=self._buffer(p), exp_avg_sq=self._buffer(p))
+                    self._start(p, state)
                 state["step"] += 1
                 t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
-                g = p.grad.float() + group["weight_decay"] * p.float()
+                θ = self._theta(p, state)
+                g = p.grad.float() + group["weight_decay"] * θ
                 m.lerp_(g.to(m.dtype), 1 - β1)
                 v.mul_(β2).addcmul_(g.to(v.dtype), g.to(v.dtype), value=1 - β2)
                 denom = (v.float() / (1 - β2**t)).sqrt() + group["eps"]
-                p.copy_(p.float() - group["lr"] / (1 - β1**t) * m.float() / denom)
+                self._store(p, state, θ - group["lr"] / (1 - β1**t) * m.float() / denom)
+
+    def _start(self, p, state):
+        pass
+
+    def _theta(self, p, state):
+        return p.float()
+
+    def _store(self, p, state, θ):
+        p.copy_(θ)
 
 
 class AdamStateInParameterDtype(AdamFloat32State):
@@ -125,3 +136,32 @@ class AdamStateInParameterDtype(AdamFloat32State):
 
     def _buffer(self, p):
         return torch.zeros_like(p)
+
+
+class AdamFloat32Master(AdamFloat32State):
+    """Mixed-precision Adam with float32 master weights: the master in ``state["master"]`` takes the float32 step,
+    the 16-bit parameter is its rounded copy. Judged with ``--master-weights master``."""
+
+    def _start(self, p, state):
+        state["master"] = p.float()
+
+    def _theta(self, p, state):
+        return state["master"]
+
+    def _store(self, p, state, θ):
+        state["master"] = θ
+        p.copy_(θ)
+
+
+class AdamMasterFromCopy(AdamFloat32Master):
+    """The master re-read from the 16-bit parameter every step, so it keeps only the parameter's precision."""
+
+    def _theta(self, p, state):
+        return p.float()
+
+
+class AdamMasterNotCopied(AdamFloat32Master):
+    """The master updated, the parameter never written back: the model trains on stale weights."""
+
+    def _store(self, p, state, θ):
+        state["master"] = θ

@@ -208,9 +208,9 @@ def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, t
 
 
 def assert_compensation_bounded(subject: Subject, case: Case, actual, compensations) -> None:
-    """A compensated implementation's parameter is its parameter plus compensation rounded to the dtype: the
-    compensation is at most θ's spacing (|c| ≤ 2u|θ| + η, η the smallest subnormal). A larger one means θ itself has
-    left the rule, however closely θ + c follows it."""
+    """A compensated implementation's parameter is its parameter plus compensation rounded to the dtype (with master
+    weights: the master rounded, c = master − θ): the compensation is at most θ's spacing (|c| ≤ 2u|θ| + η, η the
+    smallest subnormal). A larger one means θ itself has left the rule, however closely θ + c follows it."""
     __tracebackhide__ = True
     info = torch.finfo(case.dtype)
     u, eta = info.eps / 2, info.smallest_normal * info.eps
@@ -221,13 +221,16 @@ def assert_compensation_bounded(subject: Subject, case: Case, actual, compensati
             if not bad.any():
                 continue
             index = tuple(int(x) for x in np.unravel_index(int(np.argmax(bad)), np.shape(c))) if np.ndim(c) else ()
+            what, of = (("compensation", f"parameter + state[{subject.compensation!r}], and has left the rule however "
+                                          "closely their sum follows it") if subject.compensation is not None else
+                        ("distance from the master", f"master state[{subject.master!r}], and has left the rule however "
+                                                     "closely the master follows it"))
             raise NonConformance(
-                f"{subject.id}: after step {t} the compensation of parameter {i} (element {index}, dtype "
+                f"{subject.id}: after step {t} the {what} of parameter {i} (element {index}, dtype "
                 f"{str(case.dtype).replace('torch.', '')}) is {float(np.asarray(c)[index])!r}, more than the spacing of "
                 f"the parameter {float(np.asarray(theta)[index])!r} (|c| ≤ 2u|θ| + η = "
                 f"{float(2 * u * abs(np.asarray(theta)[index]) + eta):.3g}): the parameter is not the rounding of "
-                f"parameter + state[{subject.compensation!r}], and has left the rule however closely their sum follows "
-                f"it ({int(bad.sum())} of {bad.size} elements)",
+                f"{of} ({int(bad.sum())} of {bad.size} elements)",
                 {"kind": "compensation", "step": t, "parameter": i, "element": list(index)})
 
 

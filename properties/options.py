@@ -38,6 +38,10 @@ def pytest_addoption(parser):
                     help="how the implementation computes for bfloat16/float16 parameters: parameters (default: in "
                          "their dtype, as torch.optim does) or float32-state (float32 state and arithmetic, θ "
                          "rounded once a step; judged at that precision with its state read back)")
+    group.addoption("--master-weights", metavar="STATE_KEY", default=None,
+                    help="the implementation keeps float32 master weights of bfloat16/float16 parameters in its state "
+                         "under STATE_KEY, the parameter their rounded copy: judged on the master at float32 "
+                         "precision, the parameter within a rounding of it")
     group.addoption("--known-deviations", metavar="FILE", default=None,
                     help="TOML file of deviations you expect, each with a reason: tests (by id or glob) become "
                          "expected failures; a rule's hyperparameter (or name=value) is taken out of the searches; "

@@ -83,7 +83,7 @@ def _subjects(config) -> list[Subject]:
                           compensation=config.getoption("compensation"),
                           quantization=None if quantized is None else _layout(quantized, RULES[rule_name]),
                           precision=None if config.getoption("precision") in (None, "parameters") else
-                          config.getoption("precision"))
+                          config.getoption("precision"), master=config.getoption("master_weights"))
         if config.ranks:  # a sharded constructor needs its process group: probe it in every rank
             from properties.ranks import probe_across
             probe_across(subject, config.ranks)
@@ -238,6 +238,8 @@ def pytest_report_header(config):
             *(["precision: float32-state (bfloat16/float16 parameters with float32 state and arithmetic, θ rounded "
                "once a step): judged at that precision, step by step, its state read back"]
               if s.precision is not None else []),
+            *([f"master weights: bfloat16/float16 judged on the float32 master state[{s.master!r}] at float32 "
+               "precision, the parameter within a rounding of it"] if s.master is not None else []),
         ]
     else:
         lines.append(f"built-in implementations: {len(subjects)} "

@@ -245,5 +245,5 @@ def cases(draw, subject, dtype: torch.dtype = torch.float64, max_steps: int = MA
         f *= factor
         lrs.append([g.hp["lr"] * f if "lr" in g.hp else None for g in groups])
     notes = {"parameters": param_regime, "gradients": grad_regime, "subnormals": subject.subnormals,
-             "precision": getattr(subject, "precision", None)}
+             "precision": "float32-master" if getattr(subject, "master", None) else getattr(subject, "precision", None)}
     return avoiding(subject, Case(rule, groups, params, grads, lrs, dtype, notes))

@@ -55,3 +55,20 @@ def test_state_in_the_parameters_dtype_fails_the_float32_state_layout(name, dtyp
     search(subject(name, precision=None), dtype, CORRECT_EXAMPLES)
     with pytest.raises(NonConformance):
         search(subject(name), dtype, MAX_EXAMPLES)
+
+
+def master(name: str) -> Subject:
+    return Subject(name, getattr(planted_precision, name), RULES["adam"], f"optimizers.planted_precision:{name}",
+                   master="master")
+
+
+@pytest.mark.parametrize("dtype", LOW_PRECISION, ids=IDS)
+def test_float32_master_weights_conform_to_their_layout(dtype):
+    search(master("AdamFloat32Master"), dtype, CORRECT_EXAMPLES)
+
+
+@pytest.mark.parametrize("dtype", LOW_PRECISION, ids=IDS)
+@pytest.mark.parametrize("name", ["AdamMasterFromCopy", "AdamMasterNotCopied"])
+def test_planted_master_weight_bug_is_caught(name, dtype):
+    with pytest.raises(NonConformance):
+        search(master(name), dtype, MAX_EXAMPLES)

@@ -41,7 +41,7 @@ def check_trajectory(subject, case, known_deviations: bool = True) -> None:
     Cases on which ``subject`` has a known deviation run under its workaround, or are skipped without one;
     ``known_deviations=False`` judges every case as it is (a non-finite θ fails even where ill-conditioned). A
     quantized-state or float32-state implementation is judged step by step (``check_steps``), its state read back."""
-    if subject.quantization is not None or subject.precision is not None:
+    if subject.quantization is not None or subject.precision is not None or subject.master is not None:
         return check_steps(subject, case, known_deviations)
     expected = reference_trajectory(case)
     if known_deviations:   # the cheap checks first: the reference finite and in range, no deviation without a way round
@@ -59,16 +59,17 @@ def check_trajectory(subject, case, known_deviations: bool = True) -> None:
 def check_steps(subject, case, known_deviations: bool = True) -> None:
     """One example judged step by step: after every step, the implementation's θ_t within one step's bound of the
     reference's step from the implementation's own θ_{t−1} (``step_tolerances``); for a compensated implementation,
-    θ_t plus its compensation; for a quantized-state or float32-state one, each step from its own (dequantized) state
+    θ_t plus its compensation (with master weights, the master: its compensation is master − θ_t, at float32
+    precision); for a quantized-state or float32-state one, each step from its own (dequantized) state
     too, and its state within one step's bound of the rule's (plus the layout's quantization bound). Known deviations as in ``check_trajectory``."""
     checks = ("trajectory", "steps")
     if known_deviations:
         assume(all(d.workaround for d in applicable(subject, case, checks)))
-    compensations = [] if subject.compensation is not None else None
+    compensations = [] if subject.compensation is not None or subject.master is not None else None
     states = [] if subject.quantization is not None or subject.precision is not None else None
     with under_known_deviations(subject, case, checks) if known_deviations else contextlib.nullcontext():
         actual = implementation_trajectory(subject, case, compensations=compensations, states=states)
-    expected, tol = step_tolerances(case, actual, compensations, states)
+    expected, tol = step_tolerances(case, actual, compensations if subject.compensation is not None else None, states)
     if known_deviations:   # the deviations again, now that the bound has seen the implementation's parameters
         assume(expected and judgeable(case, expected)
                and all(d.workaround for d in applicable(subject, case, checks)))

@@ -82,16 +82,17 @@ def scalar_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if torch.finfo(dtype).bits < 32 else dtype
 
 
-#: ``--precision``: how a 16-bit-parameter implementation computes — as its parameters' dtype, or in float32 with
-#: float32 state, rounding θ once to its dtype when storing it
-PRECISIONS = ("parameters", "float32-state")
+#: how a 16-bit-parameter implementation computes: as its parameters' dtype; in float32 with float32 state,
+#: rounding θ once to its dtype when storing it (``--precision float32-state``); or on float32 master weights, the
+#: parameter their rounded copy (``--master-weights``: judged on the master)
+PRECISIONS = ("parameters", "float32-state", "float32-master")
 
 
 def computing_dtype(case: Case) -> torch.dtype:
     """The dtype the implementation judged on ``case`` computes and keeps its state in: float32 for 16-bit parameters
-    under ``--precision float32-state``, else the parameters' own."""
+    under ``--precision float32-state`` or with float32 master weights, else the parameters' own."""
     low = torch.finfo(case.dtype).bits < 32
-    return torch.float32 if low and case.notes.get("precision") == "float32-state" else case.dtype
+    return torch.float32 if low and case.notes.get("precision") in PRECISIONS[1:] else case.dtype
 
 
 def flushes(case: Case) -> bool:
@@ -326,7 +327,8 @@ def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None,
                 θ = Bounded(np.asarray(θ.v, dtype=np.float64), θ.error())
                 writes = (THETA_WRITES - 1) * (r.u_compensated if compensated else r.u) * np.maximum(_abs(before),
                                                                                                    _abs(θ))
-                if compute != case.dtype:   # computed in float32, stored once in the parameters' dtype
+                if case.notes.get("precision") == "float32-state" and compute != case.dtype:
+                    # computed in float32, stored once in the parameters' dtype
                     writes = writes + unit_roundoff(case.dtype) * _abs(θ) + underflow_spacing(case.dtype, flush)
                 params[k] = Bounded(θ.v, θ.e + writes)
                 states[k] = _declared_state_terms(r, states[k], state)
