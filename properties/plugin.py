@@ -95,7 +95,7 @@ def _subjects(config) -> list[Subject]:
 SELF_TESTS = {"test_planted_bugs.py", "test_problem_self_checks.py", "test_property_self_checks.py",
               "test_bad_input.py", "test_isolation.py", "test_report.py", "test_tolerance_model.py",
               "test_declared_deviations.py", "test_user_rules.py", "test_documented_commands.py",
-              "test_packaging.py", "test_compensated.py"}
+              "test_packaging.py", "test_compensated.py", "test_modern_rules.py"}
 
 
 def pytest_ignore_collect(collection_path, config):
