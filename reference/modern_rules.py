@@ -79,9 +79,11 @@ def adopt(θ, g, state, *, lr, betas, eps, clip_exp, weight_decay, decoupled_wei
         return θ, {"t": t, "m": _zeros(θ), "v": g * g}
     if weight_decay != 0 and decoupled_weight_decay:
         θ = θ - lr * weight_decay * θ
-    n = g / torch.clamp(torch.sqrt(state["v"]), min=eps)
+    # ε and the clip bound as tensors of θ's dtype: a clamp's scalar bound is rounded to the tensor's dtype (ε = 1e-12
+    # is 0 in float16, and max(√0, 0) leaves 0/0), not held at the scalars' precision as a factor is
+    n = g / torch.maximum(torch.sqrt(state["v"]), torch.full_like(θ, eps))
     if clip_exp is not None:
-        c = (t - 1) ** clip_exp
+        c = torch.full_like(θ, (t - 1) ** clip_exp)
         n = torch.clamp(n, min=-c, max=c)
     m = β1 * state["m"] + (1 - β1) * n
     v = β2 * state["v"] + (1 - β2) * g * g
@@ -144,7 +146,9 @@ def ademamix(θ, g, state, *, lr, betas, alpha, t_alpha_beta3, eps, weight_decay
 
 def _schedulers_repair(hp):
     β1, β2, β3 = hp["betas"]
-    return {**hp, "betas": (β1 or 0.9, β2, β3 or 0.9999)}
+    β1, β3 = sorted((β1, β3))
+    β3 = β3 or 0.9999
+    return {**hp, "betas": (β1 or β3 / 2, β2, β3)}
 
 
 ADEMAMIX = Rule(
@@ -161,8 +165,10 @@ ADEMAMIX = Rule(
         EPS(1e-8), WD(),
     ),
     constraints=(
-        Constraint("the β3 scheduler takes ln β1 and ln β3: both must be > 0 when t_alpha_beta3 is set",
-                   holds=lambda hp: not hp["t_alpha_beta3"] or (hp["betas"][0] > 0 and hp["betas"][2] > 0),
+        # β1 > β3 would make the warm-up a cool-down, where the paper's formula (min(…, β3) at every t) and the
+        # official code's (β3 from t = T on) part ways after T: the paper defines the schedule from β_start = β1 < β3
+        Constraint("the β3 scheduler warms β3 up from β1 (ln β1, ln β3): 0 < β1 ≤ β3 when t_alpha_beta3 is set",
+                   holds=lambda hp: not hp["t_alpha_beta3"] or 0 < hp["betas"][0] <= hp["betas"][2],
                    repair=_schedulers_repair, enforced=False),
     ),
     buffers=lambda hp: ("exp_avg_fast", "exp_avg_slow", "exp_avg_sq"),
@@ -174,7 +180,8 @@ ADEMAMIX = Rule(
 def adan(θ, g, state, *, lr, betas, eps, weight_decay, no_prox):
     """Adan (Xie et al. 2022, "Adan: Adaptive Nesterov Momentum Algorithm", Algorithm 1 without restart), as the
     official code sail-sg/Adan writes it: β's are the EMAs' decay weights (β = 1 − the paper's β: the paper's
-    (0.02, 0.08, 0.01) are (0.98, 0.92, 0.99) here), the EMAs start at 0 with bias corrections, g_0 = g_1.
+    (0.02, 0.08, 0.01) are (0.98, 0.92, 0.99) here), the EMAs start at 0 with bias corrections, g_0 = g_1; t counts
+    this parameter's steps (the official code counts its group's: the two differ for a parameter that missed one).
 
     Δ_t = g_t − g_{t−1};   m_t = β1 m_{t−1} + (1 − β1) g_t;   v_t = β2 v_{t−1} + (1 − β2) Δ_t
     n_t = β3 n_{t−1} + (1 − β3) (g_t + β2 Δ_t)²;   d = √n_t / √(1 − β3^t) + ε
@@ -234,7 +241,8 @@ def lamb(θ, g, state, *, lr, betas, eps, weight_decay, bias_correction, clamp_v
     if not adam:
         θ_norm, u_norm = _norm(θ), _norm(u)
         if θ_norm > 0 and u_norm > 0:
-            φ = θ_norm if clamp_value is None else torch.clamp(θ_norm, max=clamp_value)
+            # γ_u as a number of the norm's dtype, as a clamp rounds its scalar bound
+            φ = θ_norm if clamp_value is None else torch.clamp(θ_norm, max=torch.full_like(θ_norm, clamp_value))
             ratio = φ / u_norm
     return θ - lr * ratio * u, {"t": t, "m": m, "v": v}
 
