@@ -4,9 +4,10 @@ start-up to the first failure.
     python -m benchmarks.catch_times [--jobs J] [--out FILE.json]
 
 The bugs are ``optimizers/planted.py``'s (``--optimizer optimizers.planted:NAME --rule RULE``),
-``optimizers/planted_properties.py``'s, ``optimizers/planted_sharding.py``'s (``--ranks 2``) and
-``optimizers/planted_lion.py``'s (against the user's rule of ``docs/your-own-rule.md``) and
-``optimizers/planted_precision.py``'s (``--compensation kahan_comp``). Each command must
+``optimizers/planted_properties.py``'s, ``optimizers/planted_sharding.py``'s (``--ranks 2``),
+``optimizers/planted_lion.py``'s (against the user's rule of ``docs/your-own-rule.md``),
+``optimizers/planted_precision.py``'s (``--compensation kahan_comp``) and ``optimizers/planted_modern.py``'s (the
+rules torch.optim does not ship). Each command must
 exit 1 (a deviation found); prints a table (bug, seconds, exit status) and the median and worst time; exits 1 if a
 bug was not caught.
 """
@@ -25,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def commands() -> list[tuple[str, list[str]]]:
-    from optimizers import planted, planted_lion, planted_precision, planted_properties, planted_sharding
+    from optimizers import (planted, planted_lion, planted_modern, planted_precision, planted_properties,
+                            planted_sharding)
     out = [(f"planted.{name}", ["--optimizer", f"optimizers.planted:{name}", "--rule", rule])
            for name, rule, _ in planted.PLANTED]
     out += [(f"planted_properties.{name}", ["--optimizer", f"optimizers.planted_properties:{name}", "--rule", rule])
@@ -39,6 +41,8 @@ def commands() -> list[tuple[str, list[str]]]:
     out += [(f"planted_precision.{name}", ["--optimizer", f"optimizers.planted_precision:{name}", "--rule", "sgd",
                                            "--compensation", planted_precision.COMPENSATION])
             for name, _ in planted_precision.PLANTED]
+    out += [(f"planted_modern.{name}", ["--optimizer", f"optimizers.planted_modern:{name}", "--rule", rule])
+            for name, rule, _ in planted_modern.PLANTED]
     return out
 
 

@@ -615,13 +615,26 @@ def _bounded_by(c):
     return lambda lo, hi: np.full_like(lo, c)
 
 
+def _beside(bound, tensor: "Bounded") -> "Bounded":
+    """A bound of a comparison (maximum, minimum, clamp) beside a tensor: a scalar one is rounded to the tensor's
+    dtype (torch converts a clamp's bound, as a tensor made with full_like is): ε = 1e-12 is 0 in float16."""
+    b = lift(bound)
+    if isinstance(tensor.v, ARRAY) and not isinstance(b.v, ARRAY):
+        extra = conversion_error(float(b.v), active().dtype)
+        if extra:
+            b = Bounded(b.v, _plus(b.e, extra))
+    return b
+
+
 def _maximum(a, b, out=None):
     a, b = lift(a), lift(b)
+    a, b = _beside(a, b), _beside(b, a)
     return Bounded(np.maximum(_array(a.v), _array(b.v)), _max_err(a.e, b.e))
 
 
 def _minimum(a, b, out=None):
     a, b = lift(a), lift(b)
+    a, b = _beside(a, b), _beside(b, a)
     return Bounded(np.minimum(_array(a.v), _array(b.v)), _max_err(a.e, b.e))
 
 
@@ -636,11 +649,11 @@ def _clamp(a, min=None, max=None):
     v = a.v
     e = a.e
     if min is not None:
-        m = lift(min)
+        m = _beside(min, a)
         v = np.maximum(v, m.v)
         e = _max_err(e, m.e)
     if max is not None:
-        m = lift(max)
+        m = _beside(max, a)
         v = np.minimum(v, m.v)
         e = _max_err(e, m.e)
     return Bounded(v, e)

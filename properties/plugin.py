@@ -119,7 +119,7 @@ SELF_TESTS = {"test_planted_bugs.py", "test_problem_self_checks.py", "test_prope
               "test_bad_input.py", "test_isolation.py", "test_report.py", "test_tolerance_model.py",
               "test_declared_deviations.py", "test_user_rules.py", "test_documented_commands.py",
               "test_packaging.py", "test_compensated.py", "test_quantized.py",
-              "test_stochastic_rounding.py", "test_mixed_precision.py"}
+              "test_stochastic_rounding.py", "test_mixed_precision.py", "test_modern_rules.py"}
 
 
 def pytest_ignore_collect(collection_path, config):

@@ -1,4 +1,5 @@
-"""The suite tests itself: it catches every planted bug and accepts every correct variant (``optimizers/planted.py``).
+"""The suite tests itself: it catches every planted bug and accepts every correct variant (``optimizers/planted.py``;
+for the rules torch.optim does not ship, ``optimizers/planted_modern.py``).
 
 A planted bug is a correct implementation of its rule but for one small, realistic mistake. For each, a Hypothesis
 search over the same trajectory cases the suite draws for a user's implementation (float64, up to ``MAX_EXAMPLES``
@@ -22,7 +23,7 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from optimizers import planted
+from optimizers import planted, planted_modern
 from optimizers.adapters import Subject
 from properties.assertions import NonConformance
 from properties.strategies import cases
@@ -45,8 +46,9 @@ CONTRACT_BUGS = {"AdamStateOutsideStateDict"}
 GROUP_BUGS = {"AdamBetasFromDefaults"}
 
 
-def subject_for(name: str, rule: str) -> Subject:
-    return Subject(f"planted.{name}", getattr(planted, name), RULES[rule], f"optimizers.planted:{name}")
+def subject_for(name: str, rule: str, module=planted) -> Subject:
+    short = module.__name__.rsplit(".", 1)[-1]
+    return Subject(f"{short}.{name}", getattr(module, name), RULES[rule], f"{module.__name__}:{name}")
 
 
 def strategy(subject: Subject, min_groups: int = 1):
@@ -153,3 +155,36 @@ def test_planted_and_correct_lists_name_real_classes():
         assert rule in RULES, f"{name}: unknown rule {rule!r}"
     assert CONTRACT_BUGS | GROUP_BUGS <= {n for n, _, _ in planted.PLANTED}
     assert set(EXAMPLES) <= {n for n, _, _ in planted.PLANTED}
+
+
+# ---- the rules torch.optim does not ship (reference/modern_rules.py) ----------------------------------------------
+@pytest.mark.parametrize("name, rule, bug", [pytest.param(*e, id=e[0]) for e in planted_modern.PLANTED])
+def test_suite_catches_planted_bug_of_a_modern_rule(name, rule, bug, record_property):
+    """As ``test_suite_catches_planted_bug``, for ``optimizers/planted_modern.py``'s bugs (lion, adopt, ademamix,
+    adan, lamb)."""
+    caught, examples = search(subject_for(name, rule, planted_modern), [check_trajectory], MAX_EXAMPLES)
+    record_property("examples_to_catch", examples)
+    assert caught is not None, f"the suite did not catch planted bug {name} ({rule}: {bug}) in {examples} examples"
+
+
+@pytest.mark.parametrize("name, rule, how", [pytest.param(*e, id=e[0]) for e in planted_modern.CORRECT])
+def test_suite_accepts_correct_implementation_of_a_modern_rule(name, rule, how, record_property):
+    """``optimizers/modern.py``'s implementations conform: the trajectory property and the contract checks."""
+    caught, examples = search(subject_for(name, rule, planted_modern), [check_trajectory, *CONTRACT_CHECKS],
+                              CORRECT_EXAMPLES)
+    record_property("examples", examples)
+    if caught is not None:
+        raise caught
+
+
+def test_modern_planted_and_correct_lists_name_real_classes():
+    """Every entry of optimizers/planted_modern.py names one of its classes and a rule the suite knows; each rule of
+    reference/modern_rules.py has a planted bug and a correct implementation."""
+    from reference.modern_rules import MODERN_RULES
+    entries = planted_modern.PLANTED + planted_modern.CORRECT
+    assert len({n for n, _, _ in entries}) == len(entries), "a class is listed twice"
+    for name, rule, _ in entries:
+        assert isinstance(getattr(planted_modern, name, None), type), f"optimizers.planted_modern has no class {name}"
+        assert rule in RULES, f"{name}: unknown rule {rule!r}"
+    for listed in (planted_modern.PLANTED, planted_modern.CORRECT):
+        assert {r for _, r, _ in listed} == {r.name for r in MODERN_RULES}

@@ -115,6 +115,18 @@ def test_a_scalar_below_the_dtypes_subnormals_added_to_a_tensor_is_not_a_number_
     assert judged(_case("adam", [{"lr": 0.1}], [[1.0]], [[[0.0]]], F32))
 
 
+def test_a_clamps_scalar_bound_is_rounded_to_the_tensors_dtype():
+    """torch rounds a clamp's (or maximum's) scalar bound to the tensor's dtype: ε = 1e-12 is 0 in float16, so
+    max(√0, ε) may be 0 and g / max(√v, ε) is 0/0 — the bound of max(0, 1e-12) beside a float16 tensor reaches 0 and
+    the quotient is not bounded. Beside a float32 tensor 1e-12 is a normal number: bounded."""
+    for dtype, reaches_zero in ((torch.float16, True), (torch.float32, False)):
+        with rounding(arithmetic(dtype)):
+            m = torch.clamp(Bounded(np.zeros(2)), min=1e-12)
+            q = Bounded(np.ones(2)) / m
+        assert bool(np.all(m.error() >= 1e-12)) == reaches_zero
+        assert bool(np.all(np.isinf(q.error()))) == reaches_zero
+
+
 def test_a_scalar_that_is_a_number_of_the_dtype_added_to_a_tensor_is_exact_below_its_smallest_normal():
     """A sum of two numbers of the dtype is exact below its smallest normal number, also when one is a float32 scalar
     that happens to be a number of the dtype: 0 + 2⁻²⁴ (float16's smallest subnormal) is 2⁻²⁴, bound u·2⁻²⁴ (no η). So Muon with

@@ -40,7 +40,7 @@ def lion_subject(lion: Rule, name: str) -> Subject:
 
 
 def test_the_documented_rule_loads_without_problems(lion):
-    assert isinstance(lion, Rule) and lion.name == "lion" and lion.names == ("lr", "betas", "weight_decay")
+    assert isinstance(lion, Rule) and lion.name == "my_lion" and lion.names == ("lr", "betas", "weight_decay")
     assert problems(lion) == []
     assert "sign(c)" in lion.formula
 
@@ -138,16 +138,16 @@ def test_a_user_rule_runs_with_the_header_the_tests_and_the_report(pytester, mon
                                                "properties/test_trajectory.py", "-k", "float32"])
     out = "\n".join(result.outlines)
     assert result.ret == 0, out[-3000:]
-    assert f"implementation: {LION_IMPL}  rule: lion (Chen et al. 2023, Algorithm 2)" in out, out[:2000]
+    assert f"implementation: {LION_IMPL}  rule: my_lion (Chen et al. 2023, Algorithm 2)" in out, out[:2000]
     assert "hyperparameters varied: lr, betas, weight_decay" in out, out[:2000]
-    assert re.search(rf"{re.escape(LION_IMPL)} — rule lion: CONFORMS \(\d+ passed", out), out[-3000:]
+    assert re.search(rf"{re.escape(LION_IMPL)} — rule my_lion: CONFORMS \(\d+ passed", out), out[-3000:]
 
 
 @pytest.mark.parametrize("name, bug", planted_lion.PLANTED, ids=[n for n, _ in planted_lion.PLANTED])
 def test_a_planted_bug_of_a_user_rule_is_caught(lion, name, bug):
     caught, examples = search(lion_subject(lion, name), [check_trajectory], MAX_EXAMPLES)
     assert caught is not None, f"planted_lion.{name} ({bug}) was not caught in {examples} examples"
-    assert "rule 'lion'" in str(caught)
+    assert "rule 'my_lion'" in str(caught)
 
 
 @pytest.mark.parametrize("name, how", planted_lion.CORRECT, ids=[n for n, _ in planted_lion.CORRECT])

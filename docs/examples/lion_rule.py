@@ -1,5 +1,7 @@
 """Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms", Algorithm 2) as a rule of the suite:
-the update function, its formula in the docstring, and its declaration — all the suite needs to judge a Lion.
+the update function, its formula in the docstring, and its declaration — all the suite needs to judge a Lion. It is
+named ``my_lion``: the suite ships the same rule as the built-in ``lion`` (``reference/modern_rules.py``), and a rule
+of one's own may not take a built-in's name.
 
     python -m pytest --optimizer docs/examples/lion.py:Lion --rule docs/examples/lion_rule.py:LION
 """
@@ -22,7 +24,7 @@ def lion(θ, g, state, *, lr, betas, weight_decay):
 
 BETA = Real(0.0, 1.0, search=(0.0, 0.999), edges=(0.0, 0.9, 0.99), enforced=("lo", "hi"))
 LION = Rule(
-    "lion", lion, source="Chen et al. 2023, Algorithm 2",
+    "my_lion", lion, source="Chen et al. 2023, Algorithm 2",
     hypers=(
         Hyper("lr", 1e-4, Real(0.0, search=(1e-6, 1.0), log=True, edges=(0.0, 1e-4)), "learning rate γ",
               scheduled=True),

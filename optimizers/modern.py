@@ -1,0 +1,254 @@
+"""Implementations of the rules of ``reference/modern_rules.py`` written as one writes a torch optimizer — in place,
+with ``lerp``, ``addcmul``/``addcdiv`` and ``_foreach`` ops, the schedulers in Python floats — and in another order of
+the same algebra than the reference: the suite's correct subjects for lion, adopt, ademamix, adan and lamb
+(``properties/test_planted_bugs.py``). ``optimizers/planted_modern.py`` plants one bug in each by overriding one
+method.
+
+    python -m pytest --optimizer optimizers/modern.py:Adan --rule adan
+
+Do not use these classes for training.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.optim import Optimizer
+
+
+def _loss(closure):
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
+def _check(lr, betas, closed=False, **nonnegative):
+    for name, v in {"lr": lr, **nonnegative}.items():
+        if not v >= 0.0:
+            raise ValueError(f"Invalid {name}: {v}")
+    for i, b in enumerate(betas):
+        if not (0.0 <= b <= 1.0 if closed else 0.0 <= b < 1.0):
+            raise ValueError(f"Invalid beta parameter at index {i}: {b}")
+
+
+class Lion(Optimizer):
+    """Lion: the step's sign from ``torch.lerp(g, m, β1)``, the decay a multiplication of θ, the EMA by lerp_."""
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0):
+        _check(lr, betas, closed=True, weight_decay=weight_decay)
+        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            (β1, β2), lr = group["betas"], group["lr"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                m = self.state[p].setdefault("exp_avg", torch.zeros_like(p))
+                direction = self._direction(p.grad, m, β1)
+                p.mul_(1 - lr * group["weight_decay"]).add_(direction, alpha=-lr)
+                self._remember(m, p.grad, group)
+        return loss
+
+    def _direction(self, g, m, β1):
+        return torch.lerp(g, m, β1).sign_()
+
+    def _remember(self, m, g, group):
+        m.lerp_(g, 1 - group["betas"][1])
+
+
+class Adopt(Optimizer):
+    """ADOPT, a group's parameters at once with ``_foreach`` ops; the step index s and the clip s^p per parameter."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.9999), eps=1e-6, clip_exp=0.25, weight_decay=0.0,
+                 decoupled_weight_decay=False, *, maximize=False):
+        _check(lr, betas, eps=eps, weight_decay=weight_decay)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, clip_exp=clip_exp, weight_decay=weight_decay,
+                                      decoupled_weight_decay=decoupled_weight_decay, maximize=maximize))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = torch._foreach_neg([p.grad for p in params]) if group["maximize"] else [p.grad for p in params]
+            λ, lr = group["weight_decay"], group["lr"]
+            if λ != 0 and not group["decoupled_weight_decay"]:
+                grads = torch._foreach_add(grads, params, alpha=λ)
+            first = [not self.state[p] for p in params]
+            for p, g, new in zip(params, grads, first):
+                if new:   # the first gradient only sets v
+                    self.state[p].update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=g * g)
+            rest = [(p, g) for p, g, new in zip(params, grads, first) if not new]
+            if not rest:
+                continue
+            ps, gs = [p for p, _ in rest], [g for _, g in rest]
+            states = [self.state[p] for p in ps]
+            if λ != 0 and group["decoupled_weight_decay"]:
+                torch._foreach_mul_(ps, 1 - lr * λ)
+            β1, β2 = group["betas"]
+            vs = [s["exp_avg_sq"] for s in states]
+            normed = self._normalized(gs, vs, group["eps"], β2)
+            for s, n in zip(states, normed):
+                s["step"] += 1
+                self._clip(n, s["step"], group["clip_exp"])
+            ms = [s["exp_avg"] for s in states]
+            self._momentum(ms, normed, β1)
+            torch._foreach_add_(ps, ms, alpha=-lr)
+            self._second_moment(vs, gs, β2)
+        return loss
+
+    def _normalized(self, gs, vs, eps, β2):
+        """g / max(√v, ε) with v_{t−1}: v is updated after the step (``_second_moment``)."""
+        return torch._foreach_div(gs, torch._foreach_maximum(torch._foreach_sqrt(vs), eps))
+
+    def _second_moment(self, vs, gs, β2):
+        torch._foreach_mul_(vs, β2)
+        torch._foreach_addcmul_(vs, gs, gs, value=1 - β2)
+
+    def _clip(self, n, s, p):
+        if p is not None:
+            c = s**p
+            n.clamp_(-c, c)
+
+    def _momentum(self, ms, normed, β1):
+        torch._foreach_lerp_(ms, normed, 1 - β1)
+
+
+class AdEMAMix(Optimizer):
+    """AdEMAMix, one parameter at a time: α_t and β3_t in Python floats (the β3 scheduler through half-lives,
+    0.5^(1/(h+1))), the EMAs by lerp_, the update by two addcdiv_."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999, 0.9999), alpha=2.0, t_alpha_beta3=None, eps=1e-8,
+                 weight_decay=0.0):
+        _check(lr, betas, alpha=alpha, eps=eps, weight_decay=weight_decay)
+        super().__init__(params, dict(lr=lr, betas=betas, alpha=alpha, t_alpha_beta3=t_alpha_beta3, eps=eps,
+                                      weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            β1, β2, β3 = group["betas"]
+            lr, T = group["lr"], group["t_alpha_beta3"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g, state = p.grad, self.state[p]
+                if not state:
+                    state.update(step=0, exp_avg_fast=torch.zeros_like(p), exp_avg_slow=torch.zeros_like(p),
+                                 exp_avg_sq=torch.zeros_like(p))
+                state["step"] += 1
+                t = state["step"]
+                α_t, β3_t = self._schedules(t, T, group["alpha"], β1, β3)
+                fast, slow, sq = state["exp_avg_fast"], state["exp_avg_slow"], state["exp_avg_sq"]
+                fast.lerp_(g, 1 - β1)
+                slow = self._slow_ema(slow, g, β3_t, t)
+                sq.mul_(β2).addcmul_(g, g, value=1 - β2)
+                denom = sq.div(1 - β2**t).sqrt_().add_(group["eps"])
+                p.mul_(1 - lr * group["weight_decay"])
+                p.addcdiv_(fast, denom, value=-lr / (1 - β1**t))
+                p.addcdiv_(slow, denom, value=-lr * α_t)
+        return loss
+
+    def _slow_ema(self, slow, g, β3_t, t):
+        return slow.lerp_(g, 1 - β3_t)
+
+    def _schedules(self, t, T, alpha, β1, β3):
+        if not T or t >= T:
+            return alpha, β3
+        a = t / T
+        half_life = (1 - a) * (math.log(0.5) / math.log(β1) - 1) + a * (math.log(0.5) / math.log(β3) - 1)
+        return alpha * a, min(0.5 ** (1 / (half_life + 1)), β3)
+
+
+class Adan(Optimizer):
+    """Adan with the paper's β (decay weights as the official code writes them), one parameter at a time: the
+    previous gradient kept as it is, the EMAs by lerp_, the two terms of the update by addcdiv_."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.98, 0.92, 0.99), eps=1e-8, weight_decay=0.0, no_prox=False):
+        _check(lr, betas, eps=eps, weight_decay=weight_decay)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, no_prox=no_prox))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            β1, β2, β3 = group["betas"]
+            lr, λ = group["lr"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g, state = p.grad, self.state[p]
+                if not state:
+                    state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_diff=torch.zeros_like(p),
+                                 exp_avg_sq=torch.zeros_like(p), pre_grad=g.clone())
+                state["step"] += 1
+                t = state["step"]
+                diff = self._difference(g, state["pre_grad"])
+                state["exp_avg"].lerp_(g, 1 - β1)
+                state["exp_avg_diff"].lerp_(diff, 1 - β2)
+                w = self._nesterov(g, diff, β2)
+                state["exp_avg_sq"].mul_(β3).addcmul_(w, w, value=1 - β3)
+                denom = state["exp_avg_sq"].sqrt().div_(math.sqrt(1 - β3**t)).add_(group["eps"])
+                if group["no_prox"]:
+                    p.mul_(1 - lr * λ)
+                p.addcdiv_(state["exp_avg"], denom, value=-lr / (1 - β1**t))
+                p.addcdiv_(state["exp_avg_diff"], denom, value=-lr * β2 / (1 - β2**t))
+                if not group["no_prox"]:
+                    p.div_(1 + lr * λ)
+                state["pre_grad"].copy_(g)
+        return loss
+
+    def _difference(self, g, previous):
+        return g - previous
+
+    def _nesterov(self, g, diff, β2):
+        """g_t + β2 (g_t − g_{t−1}), whose square n averages."""
+        return diff.mul(β2).add_(g)
+
+
+class Lamb(Optimizer):
+    """LAMB, one tensor at a time: Adam's ratio by addcdiv, the decay added to it, torch.linalg.vector_norm for the
+    trust ratio, chosen with torch.where."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01, bias_correction=True,
+                 clamp_value=None, adam=False):
+        _check(lr, betas, eps=eps, weight_decay=weight_decay)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      bias_correction=bias_correction, clamp_value=clamp_value, adam=adam))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            β1, β2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g, state = p.grad, self.state[p]
+                if not state:
+                    state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+                state["step"] += 1
+                t = state["step"]
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(β1).add_(g, alpha=1 - β1)
+                v.mul_(β2).addcmul_(g, g, value=1 - β2)
+                bc1, bc2 = (1 - β1**t, 1 - β2**t) if group["bias_correction"] else (1.0, 1.0)
+                denom = (v / bc2).sqrt_().add_(group["eps"])
+                update = (m / bc1).div_(denom)
+                update.add_(p, alpha=group["weight_decay"])
+                p.sub_(update * (group["lr"] * self._trust_ratio(p, update, group)))
+        return loss
+
+    def _trust_ratio(self, p, update, group):
+        if group["adam"]:
+            return 1.0
+        w, u = torch.linalg.vector_norm(p), torch.linalg.vector_norm(update)
+        φ = w if group["clamp_value"] is None else w.clamp(max=group["clamp_value"])
+        return torch.where((w > 0) & (u > 0), φ / u, torch.ones_like(w))

@@ -1,0 +1,70 @@
+"""Planted bugs of the rules of ``reference/modern_rules.py`` (``properties/test_planted_bugs.py``): each class is
+the correct implementation of ``optimizers/modern.py`` but for ONE realistic mistake, made by overriding one of its
+methods (the mistake is the diff); ``CORRECT`` lists the correct implementations, which must pass.
+
+    python -m pytest --optimizer optimizers.planted_modern:AdanNesterovTermSign --rule adan    # does not conform
+
+Do not use these classes for training.
+"""
+from __future__ import annotations
+
+from optimizers import modern
+
+
+class LionEmaWithBeta1(modern.Lion):
+    """The EMA decays with β1, the step's interpolation weight, instead of β2."""
+
+    def _remember(self, m, g, group):
+        m.lerp_(g, 1 - group["betas"][0])
+
+
+class AdoptNormalisesWithCurrentV(modern.Adopt):
+    """v updated before the normalisation, as Adam orders it: g / max(√v_t, ε) instead of g / max(√v_{t−1}, ε) —
+    the one change ADOPT makes to Adam undone."""
+
+    def _normalized(self, gs, vs, eps, β2):
+        super()._second_moment(vs, gs, β2)
+        return super()._normalized(gs, vs, eps, β2)
+
+    def _second_moment(self, vs, gs, β2):
+        pass   # done above, before the step
+
+
+class AdEMAMixSlowEmaBiasCorrected(modern.AdEMAMix):
+    """The slow EMA divided by 1 − β3^t as the fast one is by 1 − β1^t (the paper corrects m1 and v only)."""
+
+    def _slow_ema(self, slow, g, β3_t, t):
+        return super()._slow_ema(slow, g, β3_t, t) / (1 - β3_t**t)
+
+
+class AdanNesterovTermSign(modern.Adan):
+    """n averages (g_t − β2 (g_t − g_{t−1}))²: the sign of the Nesterov term flipped."""
+
+    def _nesterov(self, g, diff, β2):
+        return g - β2 * diff
+
+
+class LambTrustRatioInverted(modern.Lamb):
+    """The trust ratio inverted: ‖u‖ / φ(‖θ‖) instead of φ(‖θ‖) / ‖u‖."""
+
+    def _trust_ratio(self, p, update, group):
+        ratio = super()._trust_ratio(p, update, group)
+        return 1 / ratio
+
+
+Lion, Adopt, AdEMAMix, Adan, Lamb = modern.Lion, modern.Adopt, modern.AdEMAMix, modern.Adan, modern.Lamb
+
+PLANTED = [
+    ("LionEmaWithBeta1", "lion", "the EMA m decays with β1 instead of β2"),
+    ("AdoptNormalisesWithCurrentV", "adopt", "g normalised by max(√v_t, ε), v updated first, instead of v_{t−1}"),
+    ("AdEMAMixSlowEmaBiasCorrected", "ademamix", "the slow EMA m2 divided by 1 − β3^t"),
+    ("AdanNesterovTermSign", "adan", "n averages (g − β2 Δ)² instead of (g + β2 Δ)²"),
+    ("LambTrustRatioInverted", "lamb", "trust ratio ‖u‖ / φ(‖θ‖) instead of φ(‖θ‖) / ‖u‖"),
+]
+CORRECT = [
+    ("Lion", "lion", "lerp for the step's interpolation and the EMA, decay as a multiplication of θ"),
+    ("Adopt", "adopt", "_foreach ops over a group, first-step parameters set apart, lerp for m"),
+    ("AdEMAMix", "ademamix", "β3 scheduler through half-lives in Python floats, lerp EMAs, two addcdiv steps"),
+    ("Adan", "adan", "previous gradient kept as is, lerp EMAs, two addcdiv steps, proximal decay by division"),
+    ("Lamb", "lamb", "torch.linalg.vector_norm, the trust ratio chosen with torch.where"),
+]
