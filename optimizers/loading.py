@@ -105,6 +105,7 @@ def resolve(spec: str, rule: "Rule | None" = None) -> Callable:
 #: spec -> the rule its optax optimizer or NumPy step function was adapted for, so that the reproducer rebuilds
 #: the same adapter (one --optimizer and one --rule per run)
 _ADAPTED: dict[str, str] = {}
+_FACTORIES: dict[str, Callable] = {}
 
 
 def _is_optax(obj: Any) -> bool:
@@ -146,12 +147,20 @@ def adapt(obj: Callable, rule: "Rule", spec: str | None = None) -> Callable:
         return obj
     if spec is not None:
         _ADAPTED[spec] = rule.name
+        _FACTORIES[spec] = factory
     return factory
 
 
 def reproducer_import(spec: str) -> str:
-    """Python lines that bind the implementation named by ``spec`` to ``Impl``, without the suite; an adapted optax
-    optimizer or NumPy step function is wrapped by the suite's adapter (the script then runs from the suite's root)."""
+    """Python lines that bind the implementation named by ``spec`` to ``Impl``, without the suite: an adapted optax
+    optimizer as the adapter written out in the script (``optimizers/optax_standalone.py``); a NumPy step function
+    is wrapped by the suite's adapter (the script then runs from the suite's root)."""
+    factory = _FACTORIES.get(spec)
+    if factory is not None and getattr(factory, "convention", None) is not None:
+        from optimizers.optax_standalone import standalone_optax
+        script = standalone_optax(factory)
+        if script is not None:
+            return script
     lines = _bind_impl(spec)
     if spec in _ADAPTED:
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

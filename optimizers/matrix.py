@@ -307,7 +307,7 @@ def library_version(library: str) -> str | None:
 
 def evaluate(entry: Entry, seed: int, timeout: float, profile: str, check_reproducers: bool = True) -> dict:
     """Run ``entry`` against its rule, and against each of its variants while none conforms; classify."""
-    row = {"library": entry.library, "version": library_version(entry.library), "class": entry.cls,
+    row = {"name": entry.name, "library": entry.library, "version": library_version(entry.library), "class": entry.cls,
            "path": entry.path or "default", "rule": entry.rule,
            "mapping": "built-in subject" if entry.mapping is None else entry.mapping.describe(),
            "spec": entry.spec if entry.library != "torch" else entry.name, "claim": entry.claim, "note": entry.note}
@@ -354,41 +354,13 @@ def _slim(entry: Entry, found: list[dict], check: bool) -> list[dict]:
 
 
 # ---- writing the table ----------------------------------------------------------------------------------------------
-def _num(x) -> str:
-    return "" if x is None else f"{x:.3g}"
-
-
-def _cell(text: str, limit: int = 160) -> str:
-    text = " ".join(str(text).split()).replace("|", "\\|")
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
-def what_differs(row: dict) -> str:
-    if row["verdict"] == "not run":
-        return row.get("reason", "")
-    parts = []
-    shown = [f for f in row["findings"] if f["category"] != "known deviation"] or row["findings"]
-    if row["verdict"] == "differs by convention":
-        parts.append(f"conforms to rule `{row['variant']}`")
-        shown = [f for f in (row.get("variant findings") or []) if f["category"] != "updates"]
-    by_category: dict[str, list[dict]] = {}
-    for f in shown:
-        by_category.setdefault(f["category"], []).append(f)
-    for cat, fs in sorted(by_category.items(), key=lambda kv: CATEGORIES.index(kv[0]) if kv[0] in CATEGORIES else -1):
-        if cat == "known deviation":
-            parts.append("known deviation: " + ", ".join(f["test"] for f in fs))
-        else:
-            parts.append(f"{cat} ({len(fs)} test{'s' if len(fs) > 1 else ''}): {fs[0]['what']}")
-    return "; ".join(parts)
-
-
 def deviation(row: dict) -> str:
     errors = [(f.get("max_error") or f.get("error"), f.get("tolerance")) for f in row["findings"]
               if f.get("error") is not None]
     if not errors:
         return ""
     err, tol = max(errors, key=lambda e: float("inf") if e[0] != e[0] else e[0])
-    return f"{_num(err)} (tol {_num(tol)})"
+    return f"{err:.3g} (tol {tol:.3g})"
 
 
 def _reruns(data: dict) -> list[dict]:
@@ -428,74 +400,54 @@ def splice(source: str, into: str, reason: str) -> list[str]:
     reruns.append({"rows": names, "date": new["generated"], "commit": new.get("commit"), "command": new["command"],
                    "reason": reason, "suite": new["suite"], "libraries": new["libraries"]})
     data["reruns"] = reruns
-    with open(os.path.join(into, "matrix.json"), "w") as f:
-        json.dump(data, f, indent=1, default=str)
-    with open(os.path.join(into, "matrix.md"), "w") as f:
-        f.write(markdown(data))
+    write(data, into)
     return reruns[-1]["rows"]
 
 
-def markdown(data: dict) -> str:
+def header(data: dict) -> list[str]:
     s = data["suite"]
-    lines = [
-        "# Conformance matrix of the optimizer ecosystem",
-        "",
-        f"Generated {data['generated']} by `{data['command']}` (Hypothesis profile '{s['profile']}', "
+    minutes = data["seconds"] / 60
+    return [
+        f"Generated {data['generated']}" + (f" at commit {data['commit']}" if data.get("commit") else "")
+        + f" by `{data['command']}`, in {minutes:.0f} min (Hypothesis profile '{s['profile']}', "
         f"{s['examples_per_test']} examples per test, seed {s['seed']}; torch {s['torch']}, Python {s['python']}, "
-        f"{s['machine']}). The whole matrix took {data['seconds']:.0f} s on that machine.",
+        f"{s['machine']}).",
         "",
         "Libraries: " + ", ".join(f"{k} {v}" for k, v in data["libraries"].items() if v) + "."
         + (" Not installed: " + ", ".join(k for k, v in data["libraries"].items() if not v) + "."
            if any(not v for v in data["libraries"].values()) else ""),
+        *(line for rerun in _reruns(data) for line in ("", _rerun_line(rerun))),
         "",
-        *(line for rerun in _reruns(data) for line in (_rerun_line(rerun), "")),
-        "Verdicts: see `optimizers/matrix.py`. *Mapping*: how the rule's hyperparameters (torch's names) are passed "
-        "to the class (`optimizers/ecosystem.py`); the rule's hyperparameters the class does not take are held at "
-        "the rule's defaults. *Deviation*: the largest error of a counterexample, with its tolerance.",
-        "",
-        "| library | version | class | path | rule | mapping | verdict | what differs | deviation |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Each verdict links to its row's detail (every failed test, its message, its standalone reproducer); the "
+        "verdicts are defined below the table. *Reason*: the hand assessment of the library's source where there is "
+        "one (`optimizers/assessments.py`), else the suite's first finding.",
     ]
-    for i, r in enumerate(data["rows"]):
-        anchor = f" ([details](#row-{i}))" if r["findings"] else ""
-        lines.append(f"| {r['library']} | {r['version'] or '—'} | `{r['class']}` | {r['path']} | {r['rule']} | "
-                     f"{_cell(r['mapping'], 80)} | **{r['verdict']}**{anchor} | {_cell(what_differs(r))} | "
-                     f"{deviation(r)} |")
-    lines += ["", "## Details", ""]
-    for i, r in enumerate(data["rows"]):
-        if not r["findings"]:
-            continue
-        lines += [f"### <a id=\"row-{i}\"></a>{r['class']} [{r['path']}] — rule `{r['rule']}`: {r['verdict']}", ""]
-        if r.get("variant"):
-            lines += [f"Conforms in its updates to rule `{r['variant']}` (`reference/variants.py`); the findings "
-                      f"against `{r['rule']}` follow.", ""]
-        if r.get("note"):
-            lines += [f"Reading the source: {r['note']}", ""]
-        if r.get("held"):
-            lines += ["Held at the rule's defaults (the class does not take them): "
-                      + ", ".join(f"{k}={v!r}" for k, v in r["held"].items()), ""]
-        for f in r["findings"]:
-            head = f"- **{f['category']}** `{f['test']}`: {_cell(f['what'], 400)}"
-            if f.get("link"):
-                head += f" [{f['link']}]"
-            if f.get("error") is not None:
-                head += f" — error {_num(f['error'])}, tolerance {_num(f['tolerance'])}"
-            lines.append(head)
-            explanation = (f.get("message") or "").split("Reproduce without the suite:")[0].strip().splitlines()[1:]
-            if explanation and f.get("reproducer"):
-                lines += ["", "  ```"] + ["  " + ln for ln in explanation] + ["  ```"]
-            if f.get("reproducer"):
-                lines += ["", f"  Reproducer (standalone; reproduces outside the repository: "
-                          f"{f.get('reproduces', 'not checked')}):", "", "  ```python"]
-                lines += ["  " + ln for ln in f["reproducer"].splitlines()]
-                lines += ["  ```", ""]
-        lines.append("")
-    return "\n".join(lines) + "\n"
+
+
+def write(data: dict, out_dir: str) -> None:
+    """matrix.json, matrix.md and rows/*.md of ``data`` into ``out_dir`` (no absolute path of this machine in any)."""
+    from optimizers.assessments import ASSESSMENTS
+    from optimizers.matrix_report import markdown, row_detail, row_file, scrub
+    rows_dir = os.path.join(out_dir, "rows")
+    os.makedirs(rows_dir, exist_ok=True)
+    for old in os.listdir(rows_dir):
+        if old.endswith(".md"):
+            os.remove(os.path.join(rows_dir, old))
+    with open(os.path.join(out_dir, "matrix.json"), "w") as f:
+        f.write(scrub(json.dumps(data, indent=1, default=str), ROOT))
+    with open(os.path.join(out_dir, "matrix.md"), "w") as f:
+        f.write(markdown(data, ASSESSMENTS, ROOT, header(data)))
+    for r in data["rows"]:
+        if r.get("findings"):
+            a = ASSESSMENTS.get(r.get("name") or "") or ASSESSMENTS.get(r["class"])
+            with open(os.path.join(rows_dir, row_file(r)), "w") as f:
+                f.write(row_detail(r, a, ROOT))
 
 
 # ---- the command ----------------------------------------------------------------------------------------------------
 def selected(only: list[str] | None, libraries: list[str] | None) -> list[Entry]:
-    entries = ecosystem.torch_entries() + ENTRIES + ecosystem.optax_entries()
+    from optimizers import ecosystem_modern
+    entries = ecosystem.torch_entries() + ENTRIES + ecosystem_modern.ENTRIES + ecosystem.optax_entries()
     if libraries:
         entries = [e for e in entries if e.library in libraries]
     if only:
@@ -569,10 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
     }
     os.remove(partial)
-    with open(os.path.join(out_dir, "matrix.json"), "w") as f:
-        json.dump(data, f, indent=1, default=str)
-    with open(os.path.join(out_dir, "matrix.md"), "w") as f:
-        f.write(markdown(data))
+    write(data, out_dir)
     counts = {v: sum(r["verdict"] == v for r in rows) for v in ORDER}
     print(", ".join(f"{n} {v}" for v, n in counts.items() if n) + f"; {data['seconds']:.0f} s; written to {out_dir}")
     return 0

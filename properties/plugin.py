@@ -190,6 +190,9 @@ def _declared_deviations(config) -> list:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "applies_to(*rules): the test checks a property of these rules only")
+    from properties.categories import DESCRIPTIONS
+    for marker, what in DESCRIPTIONS.items():
+        config.addinivalue_line("markers", f"{marker}: {what} (-m 'not {marker}' leaves it out)")
     config.addinivalue_line("markers", "judged(how): how the test judges its examples (over the trajectory, step by "
                                        "step), counted per dtype in the conformance report")
     config.addinivalue_line("markers", "ranks: the test runs the implementation across --ranks N processes (and "
@@ -251,6 +254,13 @@ def pytest_report_header(config):
 
 
 @pytest.hookimpl(trylast=True)   # after -k/-m deselection, so that entries count the tests that run
+@pytest.hookimpl(tryfirst=True)
+def pytest_itemcollected(item):
+    """Each test's category as a marker (``properties/categories.py``), before ``-m`` selects."""
+    from properties.categories import MARKERS, of_test
+    item.add_marker(getattr(pytest.mark, MARKERS[of_test(getattr(item, "originalname", item.name))]))
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests a --known-deviations entry names become strict expected failures: one that passes (the deviation
     fixed) fails the run as XPASS(strict). Any exception counts as the deviation (no ``raises``): how a user's

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import pytest
 from _pytest import junitxml
 
+from properties import categories
+
 from reference.declarations import Choice, Flag, Pair
 from reference.sparse import SparseGrad
 
@@ -42,6 +44,7 @@ class Ledger:
     edges: dict = field(default_factory=lambda: defaultdict(set))
     features: Counter = field(default_factory=Counter)
     judging: Counter = field(default_factory=Counter)             # "dtype|how|judged" or "dtype|how|not judged"
+    categories: Counter = field(default_factory=Counter)          # "category|passed" or "category|failed"
     cases: int = 0
     subject: object = None
 
@@ -189,8 +192,10 @@ def pytest_runtest_makereport(item, call):
         elif report.failed:
             ledger.outcomes["failed" if report.when == "call" else "errors"] += 1
             ledger.failures.append(_failure(report, exc))
+            ledger.categories[f"{categories.of_failure(ledger.failures[-1])}|failed"] += 1
         else:
             ledger.outcomes["passed"] += 1
+            ledger.categories[f"{categories.of_test(getattr(item, 'originalname', item.name))}|passed"] += 1
             run = item.config._conformance_run
             ledger.examples["judged"] += run.examples["drawn"] - run.examples["not judged"]
             ledger.examples["not judged"] += run.examples["not judged"]
@@ -253,6 +258,7 @@ def summary(config) -> dict:
             "tests": {k: ledger.outcomes[k] for k in ("passed", "failed", "errors", "skipped", "xfailed", "xpassed")},
             "examples": {k: ledger.examples[k] for k in ("judged", "not judged")},
             "examples by dtype": _by_dtype(ledger.judging),
+            "by category": _by_category(ledger.categories),
             "judged trajectory cases": ledger.cases,
             "hyperparameters": _hyperparameters(ledger),
             "features": dict(ledger.features),
@@ -266,6 +272,15 @@ def summary(config) -> dict:
                   "seed": config.getoption("hypothesis_seed", None), "args": list(config.invocation_params.args)},
         "implementations": implementations,
     }
+
+
+def _by_category(counts: Counter) -> dict:
+    """Per category of test (``properties/categories.py``), how many passed and failed."""
+    out: dict = {}
+    for key, n in counts.items():
+        category, outcome = key.split("|")
+        out.setdefault(category, {"passed": 0, "failed": 0})[outcome] += n
+    return out
 
 
 def _by_dtype(judging: Counter) -> dict:
@@ -303,6 +318,9 @@ def terminal_lines(data: dict, detailed: bool) -> list[str]:
                          "(cases away from the default; values seen):")
             for name, entry in hp.items():
                 lines.append(f"    {name}: {entry['judged cases away from the default']}; {_range(entry)}")
+        if imp["by category"]:
+            lines.append("  by category: " + "; ".join(
+                f"{c} " + ", ".join(f"{n} {k}" for k, n in o.items() if n) for c, o in imp["by category"].items()))
         if imp["examples by dtype"]:
             lines.append("  examples by dtype: " + ", ".join(
                 f"{d} {e['judged']} of {e['judged'] + e['not judged']} judged {e['how']}"
