@@ -21,6 +21,8 @@ whether the tree had uncommitted changes), the date, the machine, the command an
   step): what a change to the step-by-step judgement must pass.
 * ``false-alarms-layouts`` — the same, restricted to the declared precision layouts' self-tests (compensated,
   quantized state, stochastic rounding, float32 state): correct implementations pass and planted bugs are caught under every seed.
+* ``false-alarms-modern-rules`` — the same, restricted to the self-tests of lion, adopt, ademamix, adan and lamb
+  (their correct implementations pass, their planted bugs are caught, under every seed).
 * ``ci-recipe`` — ``python -m benchmarks.ci_recipe``: docs/examples/conformance.yml's steps in a fresh virtual
   environment outside the checkout, on docs/examples/my_adam.py (a user's own Adam): install, run, verdict.
 """
@@ -64,6 +66,8 @@ COMMANDS = {
     "false-alarms-layouts": ["-m", "properties.false_alarms", "--jobs", "2", "--", "-m", "hypothesis or seeded",
                              "properties/test_compensated.py", "properties/test_quantized.py",
                              "properties/test_stochastic_rounding.py", "properties/test_mixed_precision.py"],
+    "false-alarms-modern-rules": ["-m", "properties.false_alarms", "--jobs", "2", "--", "-m", "hypothesis or seeded",
+                                  "properties/test_planted_bugs.py", "-k", "modern"],
     "ci-recipe": ["-m", "benchmarks.ci_recipe"],
 }
 
@@ -102,7 +106,7 @@ def run(name: str) -> dict:
     elif name in ("catch", "tightness"):
         record["rows"] = json.loads((tmp / f"{name}.json").read_text())
     elif name in ("false-alarms", "false-alarms-new-rules", "false-alarms-low-precision", "false-alarms-layouts",
-                  "quick", "adafactor", "lion",
+                  "false-alarms-modern-rules", "quick", "adafactor", "lion",
                   "sparse_adam", "muon", "suite", "ci-recipe"):
         record["output_tail"] = lines[-25:]
     DIR.mkdir(parents=True, exist_ok=True)

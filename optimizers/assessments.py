@@ -4,4 +4,285 @@ line, at the version pinned in ``requirements-matrix.txt``. Keyed by the row's c
 or its entry's name (``optimizers/ecosystem_modern.py``). Hand-verified: each line was read at that version."""
 from __future__ import annotations
 
-ASSESSMENTS: dict[str, dict] = {}
+ASSESSMENTS: dict[str, dict] = {
+    # ---- item 1 -----------------------------------------------------------------------------------------------------
+    "optax.radam": {
+        "verdict": "convention",
+        "reason": "ε is added to the bias-corrected root: optax steps r_t·m̂/(√v̂ + ε) with v̂ = v_t/(1 − β2^t) "
+                  "(transform.py:849, on nu_hat from :876), torch's rule r_t·m̂·√(1 − β2^t)/(√v_t + ε), i.e. "
+                  "r_t·m̂/(√v̂ + ε/√(1 − β2^t)); not precision: with ε = 1e-3 and 0.1 the rule is off by 2e-7 and 9e-6 "
+                  "while the ε-on-√v̂ formula reproduces optax to ≤1e-16, and the matrix counterexample "
+                  "(−0.9949741788874563) exactly; the rectification test is ρ_t ≥ 5 (transform.py:878) against the "
+                  "rule's ρ_t > 5 (equal unless ρ_t = 5 exactly)",
+        "source": "optax/_src/transform.py:849 "
+                  "(https://github.com/google-deepmind/optax/blob/v0.2.8/optax/_src/transform.py#L849)",
+        "variant": "radam_eps_hat (new; not in reference/variants.py): radam with ε on the bias-corrected root: "
+                   "if ρ_t ≥ 5: θ ← θ − γ r_t m̂ / (√(v_t/(1 − β2^t)) + ε), else θ ← θ − γ m̂",
+    },
+    # ---- heavyball 3.2.1 (wheel, not installed; read unpacked) ------------------------------------------------------
+    "heavyball.AdamW": {
+        "verdict": "convention",
+        "reason": "ε is a floor of the root, not a term: the fused Adam step divides by eps_sqrt(v̂) = "
+                  "v̂.clamp_min(0).sqrt().clamp(min=ε) = max(√v̂, ε) (utils.py:421); against adamw_eps_floor the rest "
+                  "is precision (≤3.4e-8 at ε = 0.5, where adamw is off by 0.17): the learning rate becomes a float32 "
+                  "tensor in the warm-up formula base_lr * step / step.clamp(...) with an int64 step "
+                  "(chainable.py:2594; lr = 1e-3 enters as 0.0010000000474974513, even with storage_dtype='float64', "
+                  "unless torch's default dtype is float64), and m, v are stored in storage_dtype='float32' "
+                  "(chainable.py:178); side effect: step() sets p.grad = None (consume_grad=True, utils.py:1660; "
+                  "documented in its README; pass consume_grad=False); the committed row tried no variant "
+                  "(tried_variants: []), re-run it with adamw_eps_floor, which ecosystem.py now lists",
+        "source": "heavyball/utils.py:421 (eps_sqrt); heavyball/chainable.py:2594 (lr in float32)",
+        "variant": "adamw_eps_floor",
+    },
+    "heavyball.NAdam": {
+        "verdict": "convention",
+        "reason": "ε is a floor here too: _nadam_compute_update divides by eps_sqrt(v̂) = max(√v̂, ε) "
+                  "(utils.py:401 → :421), with float32 lr (chainable.py:2594) and float32 state (storage_dtype), "
+                  "and p.grad cleared (consume_grad); NOT explained by any convention: with "
+                  "decoupled_weight_decay=False (its default) and λ > 0 it adds λθ to the gradient (utils.py:368) and "
+                  "then subtracts λθ from the normalised update (_nadam_finish_weight_decay, utils.py:383): "
+                  "θ ← θ − γ(nadam(g + λθ) − λθ) (g = 0, θ = 1, λ = 0.5, γ = 0.1: 0.9444 where the rule gives "
+                  "0.8944, exactly +γλθ); the docstring cites Dozat's report, which has no weight decay, and "
+                  "heavyball's docs do not define coupled decay, so this is reported, not called a bug; run the row "
+                  "with decoupled_weight_decay=True (then it differs from nadam only by the ε floor and float32)",
+        "source": "heavyball/utils.py:383 (coupled decay subtracted); heavyball/utils.py:421 (ε floor)",
+        "variant": "nadam_eps_floor (new): nadam with θ ← θ − γ m̂ / max(√v̂, ε) in place of θ − γ m̂ / (√v̂ + ε)",
+    },
+    "heavyball.SGD": {
+        "verdict": "convention",
+        "reason": "decoupled weight decay: update_param_ applies θ ← θ(1 − γλ) − γb (utils.py:2445) with b = βb + g "
+                  "(utils.py:769), the existing sgdw variant; measured against sgdw the rest is float32 (≤2.4e-7 at "
+                  "γ = 1, μ = 0.9, λ = 1: float32 momentum buffer, float32 lr from chainable.py:2594); the committed "
+                  "sgdw run ended without a report ('crash', output 'ssssssssssFF..'), re-run it; two more "
+                  "differences that are not the rule's: heavyball's default beta = 0.9 (__init__.py:22) against the "
+                  "rule's momentum 0, so the printed-value tests that construct it with lr only ran heavy-ball "
+                  "momentum (GD on x², η = 0.2: x_10 = 5.1668 with β = 0.9, 0.0605 with β = 0, both reproduced) — "
+                  "the mapping should pass momentum = 0 when a test leaves it at the rule's default; and step() sets "
+                  "p.grad = None (consume_grad, documented)",
+        "source": "heavyball/utils.py:2445",
+        "variant": "sgdw",
+    },
+    # ---- pytorch-optimizer 4.1.0 --------------------------------------------------------------------------------
+    "pytorch_optimizer.AdaDelta": {
+        "verdict": "side effects",
+        "reason": "the update is the rule's (adadelta.py:157-164); every update-level counterexample has a group "
+                  "whose maximize differs from the constructor's: maximize is read from self.maximize "
+                  "(adadelta.py:45, used at :92 and :140), not from the param group; p.grad is negated in place "
+                  "(base/optimizer.py:713) and coupled decay is added into p.grad (base/optimizer.py:209); "
+                  "validation: rho = 1 is refused (validate_range [0, 1), adadelta.py:41) and lr < 0 raises "
+                  "NegativeLRError, not ValueError",
+        "source": "pytorch_optimizer/optimizer/adadelta.py:45",
+        "variant": "",
+    },
+    "pytorch_optimizer.AdaMax": {
+        "verdict": "convention",
+        "reason": "t is the group's step count: group['step'] += 1 once per step() (adamax.py:169) and 1 − β1^t "
+                  "uses it (:173), so a parameter without a gradient at some step is corrected for steps it did not "
+                  "take (matrix counterexample: gradients −1, None, −1 give −0.99660, the per-parameter t −0.99600); "
+                  "the other update counterexamples are maximize read from the constructor (adamax.py:45), not the "
+                  "group, which also negates p.grad in place (side effect)",
+        "source": "pytorch_optimizer/optimizer/adamax.py:169",
+        "variant": "adamax_group_step (new): adamax with t = the number of step() calls on the parameter's group "
+                   "(advancing also when its gradient is None): θ ← θ − γ m_t / ((1 − β1^t) u_t)",
+    },
+    "pytorch_optimizer.RAdam": {
+        "verdict": "likely bug",
+        "reason": "with weight_decouple=False weight decay is silently dropped, against its docstring "
+                  "('weight_decouple: Apply weight decay to parameters instead of adding it to the gradient', "
+                  "radam.py:17): the foreach path (the CPU default) decays only if group['weight_decouple'] "
+                  "(radam.py:110) and the per-parameter path calls apply_weight_decay(grad=None) (radam.py:153), so "
+                  "λ = 0 and λ = 1 give identical θ (checked, both paths); besides: degenerated_to_sgd=False by "
+                  "default (radam.py:38; rt = −1 at base/optimizer.py:344) leaves θ (and the decoupled decay) "
+                  "unchanged while ρ_t < 5 (the first 5 steps at β2 = 0.999) where the paper and the rule take "
+                  "θ − γm̂ — a documented option: fix the mapping with degenerated_to_sgd=True; t is the group's step "
+                  "count (radam.py:186); maximize is read from the constructor and p.grad negated in place",
+        "source": "pytorch_optimizer/optimizer/radam.py:110 "
+                  "(https://github.com/kozistr/pytorch_optimizer/blob/v4.1.0/pytorch_optimizer/optimizer/radam.py#L110); "
+                  "pytorch_optimizer/optimizer/radam.py:153 "
+                  "(https://github.com/kozistr/pytorch_optimizer/blob/v4.1.0/pytorch_optimizer/optimizer/radam.py#L153)",
+        "variant": "",
+    },
+    "pytorch_optimizer.SGDW": {
+        "verdict": "convention",
+        "reason": "weight_decouple=True by default (sgd.py:186) decays θ ← θ(1 − γλ) before the step: the existing "
+                  "sgdw variant (measured: ≤9e-16 over lr, momentum, dampening, λ, nesterov, foreach on/off); the "
+                  "sgdw run's remaining update failures all have a group whose maximize differs from the "
+                  "constructor's: maximize is read from self.maximize (sgd.py:197) — a side effect, like negating "
+                  "p.grad in place and, with nesterov, grad.add_(buf) into p.grad (sgd.py:317); validation: "
+                  "momentum = 1 refused (sgd.py:194), NegativeLRError for lr < 0",
+        "source": "pytorch_optimizer/optimizer/sgd.py:186",
+        "variant": "sgdw",
+    },
+    "pytorch_optimizer.QHAdam": {
+        "verdict": "precision",
+        "reason": "with nus = (1, 1) the formula is Adam's, but the bias-correction weights (1 + β + β² + …, whose "
+                  "reciprocals weight the EMA updates) are float32 tensors (qhadam.py:83-84) in float64 runs: "
+                  "making them float64 takes the error against the adam rule from 9.2e-8 to 6.7e-16; the remaining "
+                  "update counterexamples are maximize read from the constructor (qhadam.py:49), and p.grad is "
+                  "negated / L2-decayed in place (side effects)",
+        "source": "pytorch_optimizer/optimizer/qhadam.py:83",
+        "variant": "",
+    },
+    # ---- torch-optimizer 0.3.0 (identical to tag v0.3.0) -------------------------------------------------------
+    "torch_optimizer.RAdam": {
+        "verdict": "likely bug",
+        "reason": "per-group learning rates are lost across groups with the same betas: the step-size cache "
+                  "group['buffer'] is one list shared by every group that does not set other betas (defaults, "
+                  "radam.py:82; own buffers only at :71-75), keyed by the step alone (:141-143), and the cached "
+                  "step_size has lr folded in (:155-169), so the first group's lr is used for all (checked: groups "
+                  "with lr 1e-3 and 1e-9 take the same step; matrix: an lr = 0 group moved −1 → 0); the reference "
+                  "code it cites (LiyuanLucasLiu/RAdam, docstring :37) caches lr-free step sizes and multiplies by "
+                  "group['lr'] when applying them; otherwise decoupled decay (radam_decoupled), float32 arithmetic "
+                  "(p.data.float(), :117) → precision, lr = 0 refused (:48, validation)",
+        "source": "torch_optimizer/radam.py:155 "
+                  "(https://github.com/jettify/pytorch-optimizer/blob/v0.3.0/torch_optimizer/radam.py#L155)",
+        "variant": "radam_decoupled",
+    },
+    "torch_optimizer.SGDW": {
+        "verdict": "likely bug",
+        "reason": "weight decay subtracts the constant γλ from every element (p.data.add_(weight_decay, "
+                  "alpha=-lr)) instead of γλθ, against the paper it cites (Loshchilov & Hutter, arXiv 1711.05101, "
+                  "sgdw.py:12/30: θ ← θ − ηλθ): θ = 10, g = 0, γ = 0.1, λ = 0.5 gives 9.95, not 9.5; reported "
+                  "upstream as jettify/pytorch-optimizer issue #454 (fix PR #455, open); the decay is also applied "
+                  "after the momentum step; lr = 0 refused (sgdw.py:45, validation)",
+        "source": "torch_optimizer/sgdw.py:121 "
+                  "(https://github.com/jettify/pytorch-optimizer/blob/v0.3.0/torch_optimizer/sgdw.py#L121)",
+        "variant": "",
+    },
+    # ---- optax 0.2.8 (identical to tag v0.2.8) ----------------------------------------------------------------
+    "optax.rmsprop": {
+        "verdict": "convention",
+        "reason": "optax's rmsprop puts ε inside the root by default, which its docstring warns differs from PyTorch "
+                  "(alias.py:2007-2012); the existing optax_rmsprop rule encodes it, and its run left only NaN "
+                  "counterexamples: centered=True with bias_correction=True makes ν̂ − μ̂² = g² − g² at t = 1 a "
+                  "rounding residue, negative for ~10% of gradients (20 of 200 here), and √ of it (transform.py:224; "
+                  "rsqrt at :218) is NaN even with lr = 0; reference/cancellation.py declares that sign undetermined "
+                  "(tolerance inf) but the check still fails NaN against a finite value — accept NaN there and the "
+                  "row reads 'differs by convention optax_rmsprop'",
+        "source": "optax/_src/alias.py:2007 "
+                  "(https://github.com/google-deepmind/optax/blob/v0.2.8/optax/_src/alias.py#L2007)",
+        "variant": "optax_rmsprop",
+    },
+    "optax.nadam": {
+        "verdict": "different formula",
+        "reason": "optax documents NAdam without Dozat's momentum schedule: m̂ = β1 m_t/(1 − β1^{t+1}) + "
+                  "(1 − β1) g_t/(1 − β1^t) (nadam docstring, alias.py:544; nadam = adam(nesterov=True), :532, "
+                  "computed at transform.py:287-292), i.e. μ_t ≡ β1, where the rule (torch.optim.NAdam) has "
+                  "μ_t = β1(1 − ½·0.96^{tψ}), ψ = momentum_decay (held at 0.004; ψ = 0 gives β1/2, not β1); the "
+                  "μ ≡ β1 formula reproduces optax exactly (5 steps, two hyperparameter sets) and the matrix "
+                  "counterexample (−0.9970526 against −0.9978871)",
+        "source": "optax/_src/alias.py:544 "
+                  "(https://github.com/google-deepmind/optax/blob/v0.2.8/optax/_src/alias.py#L544)",
+        "variant": "nadam_constant_mu (new): nadam with μ_t = μ_{t+1} = β1: m̂ = β1 m_t/(1 − β1^{t+1}) + "
+                   "(1 − β1) g/(1 − β1^t), v̂ = v_t/(1 − β2^t), θ ← θ − γ m̂/(√v̂ + ε)",
+    },
+    "optax.rprop": {
+        "verdict": "likely bug",
+        "reason": "scale_by_rprop returns the previous call's update: the lambda at transform.py:950 is mapped over "
+                  "(sign, prev_updates, state.prev_updates) and returns its third argument, the old state, so step 1 "
+                  "is 0 and every later step applies the step computed one call earlier (g = −1 three times from "
+                  "θ = −1, lr = 0.01: updates 0, +0.01, +0.012; after a sign change the reduced step is lost too); "
+                  "Riedmiller & Braun 1993 (cited, alias.py:2518) move by −sign(g_t)·Δ_t at step t; open upstream "
+                  "fix: google-deepmind/optax PR #1725",
+        "source": "optax/_src/transform.py:950 "
+                  "(https://github.com/google-deepmind/optax/blob/v0.2.8/optax/_src/transform.py#L950)",
+        "variant": "",
+    },
+    # ---- modern rows (optimizers/ecosystem_modern.py) -------------------------------------------------------------
+    "po_ADOPT": {
+        "verdict": "likely bug",
+        "reason": "clip bound one step late: clip = clip_lambda(group['step']) after the increment (adopt.py:213, "
+                  "the CPU foreach default; :180 per parameter), so the second call clips at 2^p; the official code "
+                  "its README cites (iShohei220/adopt) calls clip_lambda(step) before incrementing (1^p at the second "
+                  "call; a summary of the paper, also cited, gives v_0 = g_0² and c_t = t^p for t ≥ 1, the same index); checked: g = 0.1 then 10, γ = 0.1, p = 0.25 gives "
+                  "0.98811 against 0.99, exactly (2^p − 1)γ(1 − β1); also t is the group's step count (adopt.py:207: "
+                  "a parameter whose first gradient arrives at group step > 1 skips the v-initialising step), "
+                  "maximize read from the constructor, p.grad negated/decayed in place, NegativeLRError",
+        "source": "pytorch_optimizer/optimizer/adopt.py:213 "
+                  "(https://github.com/kozistr/pytorch_optimizer/blob/v4.1.0/pytorch_optimizer/optimizer/adopt.py#L213)",
+        "variant": "",
+    },
+    "po_AdEMAMix": {
+        "verdict": "convention",
+        "reason": "the paper's formula; t is the group's step count (ademamix.py:202) in both bias corrections and "
+                  "the α/β3 schedulers (:206-210), so a parameter that missed a gradient is corrected and scheduled "
+                  "for steps it did not take; the β3 scheduler's min(…, β3) at every t (:114-124) departs from the "
+                  "official code after T only for β1 > β3, outside the rule's domain; NegativeLRError (not "
+                  "ValueError) for lr < 0 (validation)",
+        "source": "pytorch_optimizer/optimizer/ademamix.py:202",
+        "variant": "ademamix_group_step (new): ademamix with t = the group's step() count in 1 − β1^t, 1 − β2^t "
+                   "and the schedulers",
+    },
+    "po_Adan": {
+        "verdict": "convention",
+        "reason": "the rule's formula (proximal decay with weight_decouple=False, adan.py:220-221; decoupled at "
+                  ":214-215); t is the group's step count (adan.py:239), as in the official sail-sg/Adan ('assume "
+                  "same step across group'); NegativeLRError for lr < 0 (validation)",
+        "source": "pytorch_optimizer/optimizer/adan.py:239",
+        "variant": "adan_group_step (new): adan with t = the group's step() count in 1 − β1^t, 1 − β2^t, 1 − β3^t",
+    },
+    "po_Lamb": {
+        "verdict": "likely bug",
+        "reason": "its docstring says 'The default update follows version 3 of the paper without bias correction' "
+                  "(lamb.py:14), yet the default step divides by 1 − β1^t: step_size = apply_adam_debias("
+                  "adam_debias=False) = lr/(1 − β1^t) (lamb.py:311; base/optimizer.py:307), applied outside the "
+                  "trust ratio, so step 1 is 1/(1 − β1) = 10× the paper's γφ(‖θ‖) (checked: ‖Δθ‖ = 0.5 against 0.05 "
+                  "for γ = 0.01, ‖θ‖ = 5, β1 = 0.9, both code paths); beside it, fixed choices: φ(z) = min(z, 10) "
+                  "always (class attribute clamp, :38), ε in the trust-ratio denominator φ/(‖u‖ + ε) (:176, :265), "
+                  "√v uncorrected; t is the group's step count (:295); NegativeLRError",
+        "source": "pytorch_optimizer/optimizer/lamb.py:311 "
+                  "(https://github.com/kozistr/pytorch_optimizer/blob/v4.1.0/pytorch_optimizer/optimizer/lamb.py#L311)",
+        "variant": "as documented (after a fix), new: lamb with bias_correction=False, clamp_value=10 and "
+                   "ratio = φ(‖θ‖)/(‖u‖ + ε)",
+    },
+    "timm_Adan": {
+        "verdict": "convention",
+        "reason": "t is the group's step count (adan.py:139-145), as in sail-sg/Adan from which it is adapted "
+                  "(adan.py:6); otherwise the rule's; validation: weight_decay < 0 accepted (no check in __init__, "
+                  "adan.py:75-84)",
+        "source": "timm/optim/adan.py:139",
+        "variant": "adan_group_step (new): adan with t = the group's step() count in the three bias corrections",
+    },
+    "timm_Lamb": {
+        "verdict": "convention",
+        "reason": "t is the group's step count (lamb.py:189-201, 'assume same step across group now to simplify "
+                  "things'); with max_grad_norm=None and always_adapt=True (the mapping) the update is Algorithm 2; "
+                  "validation: β < 0 accepted (only lr, eps, weight_decay are checked, lamb.py:112-114); timm's own "
+                  "default always_adapt=False skips the trust ratio when weight_decay = 0",
+        "source": "timm/optim/lamb.py:193",
+        "variant": "lamb_group_step (new): lamb with t = the group's step() count in 1 − β1^t, 1 − β2^t",
+    },
+    "to_Lamb": {
+        "verdict": "different formula",
+        "reason": "debias=True (the mapping's bias_correction) is Adam's step-size debias, documented as 'debias adam "
+                  "by (1 - beta**step)' (lamb.py:30) and applied to the step size outside the trust ratio "
+                  "(lr·√(1 − β2^t)/(1 − β1^t), lamb.py:130-137) with the ratio taken on the uncorrected "
+                  "u = m_t/(√v_t + ε) + λθ (:141-149); Algorithm 2 corrects m and v inside u, so its step is γφ(‖θ‖) "
+                  "long; with debias=False it is the rule with bias_correction=False; clamp_value, adam and debias "
+                  "are constructor attributes, not per group (:76-78); lr = 0 refused (:56, validation)",
+        "source": "torch_optimizer/lamb.py:130 "
+                  "(https://github.com/jettify/pytorch-optimizer/blob/v0.3.0/torch_optimizer/lamb.py#L130)",
+        "variant": "lamb_adam_debias (new): u = m_t/(√v_t + ε) + λθ, ratio = φ(‖θ‖)/‖u‖, "
+                   "θ ← θ − γ·(√(1 − β2^t)/(1 − β1^t) if bias_correction else 1)·ratio·u",
+    },
+    "lionpytorch_Lion": {
+        "verdict": "validation only",
+        "reason": "updates conform; 'assert lr > 0.' (lion_pytorch.py:40) refuses lr = 0, inside the rule's domain, "
+                  "with AssertionError, and weight_decay < 0 is accepted (no check)",
+        "source": "lion_pytorch/lion_pytorch.py:40",
+        "variant": "",
+    },
+    "po_Lion": {
+        "verdict": "validation only",
+        "reason": "updates conform; lr < 0 raises NegativeLRError (base/optimizer.py:654-657), an Exception that is "
+                  "not a ValueError (base/exception.py:32)",
+        "source": "pytorch_optimizer/base/exception.py:32",
+        "variant": "",
+    },
+    "timm_Lion": {
+        "verdict": "validation only",
+        "reason": "updates conform; weight_decay < 0 accepted (lion.py checks only lr and betas, lines 59-63)",
+        "source": "timm/optim/lion.py:59",
+        "variant": "",
+    },
+}

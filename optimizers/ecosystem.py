@@ -96,12 +96,13 @@ class Entry:
     path: str = ""
     name: str = ""
     note: str = ""
+    module: str = "optimizers.ecosystem"   # the module whose attribute ``name`` is the row's factory
 
     @property
     def spec(self) -> str:
         if self.mapping is None and self.load:     # run through the suite's own adapter (optax:NAME)
             return self.load
-        return f"optimizers.ecosystem:{self.name}"
+        return f"{self.module}:{self.name}"
 
 
 def load_class(load: str):
@@ -114,10 +115,14 @@ def load_class(load: str):
 def factory(entry: Entry) -> Callable:
     """A constructor ``(params, <the rule's names the class takes>)`` that builds ``entry``'s class with its
     mapping, renaming the keys of param-group dicts too, those given to ``add_param_group`` later included
-    (set_lrs writes ``lr`` into the groups: every class here calls it ``lr``)."""
+    (set_lrs writes ``lr`` into the groups: every class here calls it ``lr``); a name the caller leaves out is
+    passed at the rule's default."""
     m = entry.mapping
 
     def build(params, **hp):
+        from reference.registry import RULES
+        # what a caller leaves out is the rule's default, not the library's (heavyball's SGD defaults to β = 0.9)
+        hp = {**{n: RULES[entry.rule].hyper(n).default for n in m.takes if n not in hp}, **hp}
         cls = load_class(entry.load)
         params = list(params)
         def library_group(g):
@@ -152,9 +157,10 @@ def standalone_import(entry: Entry) -> str:
                  f"from {module} import {name} as _Cls"]
     else:
         lines = [f"from {module} import {name} as _Cls"]
-    if not m.rename and not m.split and not m.fixed:
-        return "\n".join(lines + ["Impl = _Cls"])
+    from reference.registry import RULES
+    defaults = {n: RULES[entry.rule].hyper(n).default for n in m.takes}
     lines += [f"_RENAME, _SPLIT, _FIXED = {m.rename!r}, {m.split!r}, {m.fixed!r}  # torch's names -> {name}'s",
+              f"_DEFAULTS = {defaults!r}  # the rule's defaults, for what a caller leaves out",
               "def _lib(hp):",
               "    out = {}",
               "    for k, v in hp.items():",
@@ -162,6 +168,7 @@ def standalone_import(entry: Entry) -> str:
               "        else: out[_RENAME.get(k, k)] = v",
               "    return out",
               "def Impl(params, **hp):",
+              "    hp = {**_DEFAULTS, **hp}",
               "    params = [{**_lib({k: v for k, v in g.items() if k != 'params'}), 'params': g['params']} "
               "if isinstance(g, dict) else g for g in params]",
               "    return _Cls(params, **_lib(hp), **_FIXED)"]
@@ -201,6 +208,19 @@ ENTRIES: list[Entry] = [
     Entry("heavyball", "heavyball.SGD", "sgd", Mapping(("lr", "momentum", "weight_decay"),
                                                        rename={"momentum": "beta"}),
           "heavyball:SGD", "docstring: 'SGD with heavy-ball momentum'", name="heavyball_SGD", variants=("sgdw",)),
+    # the same, with state and arithmetic in float64 (storage_dtype): what its float32 default hides
+    Entry("heavyball", "heavyball.AdamW", "adamw", Mapping(("lr", "betas", "eps", "weight_decay"),
+                                                           fixed={"storage_dtype": "float64"}),
+          "heavyball:AdamW", "docstring: 'AdamW' (Loshchilov & Hutter)", name="heavyball_AdamW_float64",
+          variants=("adamw_eps_floor",), path="storage_dtype=float64"),
+    Entry("heavyball", "heavyball.NAdam", "nadam",
+          Mapping(("lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay"),
+                  fixed={"storage_dtype": "float64"}),
+          "heavyball:NAdam", "docstring: 'NAdam' (Dozat)", name="heavyball_NAdam_float64", path="storage_dtype=float64"),
+    Entry("heavyball", "heavyball.SGD", "sgd", Mapping(("lr", "momentum", "weight_decay"), rename={"momentum": "beta"},
+                                                       fixed={"storage_dtype": "float64"}),
+          "heavyball:SGD", "docstring: 'SGD with heavy-ball momentum'", name="heavyball_SGD_float64",
+          variants=("sgdw",), path="storage_dtype=float64"),
     # ---- pytorch-optimizer 4 (its own classes; its 'adam', 'sgd', ... are torch.optim's) ----------------------------
     Entry("pytorch-optimizer", "pytorch_optimizer.AdaDelta", "adadelta",
           Mapping(("lr", "rho", "eps", "weight_decay", "maximize")), f"{_PO}:AdaDelta",

@@ -117,7 +117,7 @@ NOTES: dict[str, str] = {
                "uncorrected √v (Adam's step-size form), where the paper corrects m and v inside it; clamp_value, "
                "adam and debias are constructor attributes, not per group; rejects lr = 0 (ValueError)",
 }
-ENTRIES = [dataclasses.replace(e, note=NOTES.get(e.name, e.note)) for e in ENTRIES]
+ENTRIES = [dataclasses.replace(e, note=NOTES.get(e.name, e.note), module=__name__) for e in ENTRIES]
 
 for _entry in ENTRIES:
     globals()[_entry.name] = factory(_entry)

@@ -21,6 +21,8 @@ TAXONOMY = {
     "differs (not assessed)": "the updates leave the rule and no variant or assessment explains it yet",
     "different formula": "the library documents another formula than the rule (cited); not a bug, not this rule",
     "convention": "differs by a named convention, and conforms to the variant rule that encodes it",
+    "convention (no variant rule yet)": "reading the source shows a named convention (the reason says which) that "
+                                        "no variant rule encodes yet, so the suite has not confirmed it",
     "precision": "the updates conform but for lower-precision arithmetic inside (float32 in float64 parameters): the "
                  "largest relative error is given",
     "subnormals": "the updates conform but where subnormal numbers are fed or formed: it flushes them to zero",
@@ -41,17 +43,29 @@ FROM_RUN = {"conforms": "conforms", "differs by convention": "convention", "diff
 ASSESSABLE = {"differs (not assessed)", "precision", "subnormals"}
 
 
+def assessment_of(row: dict, assessments: dict) -> dict | None:
+    """The hand assessment of a row: by its entry's name, or by its class for the class's default row."""
+    if row.get("name") in assessments:
+        return assessments[row["name"]]
+    return assessments.get(row["class"]) if row.get("path") in ("", "default", None) else None
+
+
 def classify(row: dict, assessment: dict | None) -> tuple[str, str]:
     """The row's verdict and one-line reason: the run's verdict, refined by a hand assessment where the updates
-    differ (a *likely bug* needs its cited source line, else it stays unassessed)."""
+    differ (a *likely bug* needs its cited source line, else it stays unassessed; a convention the suite has not
+    confirmed with a variant rule says so)."""
     verdict = FROM_RUN.get(row["verdict"], row["verdict"])
     reason = one_line(row)
     if assessment and verdict in ASSESSABLE:
         kind = assessment.get("verdict")
         if kind == "likely bug" and not assessment.get("source"):
             kind = None
+        if kind == "convention":
+            kind = "convention (no variant rule yet)"
         if kind in TAXONOMY:
             verdict, reason = kind, assessment.get("reason") or reason
+    elif assessment and verdict == "convention":
+        reason = assessment.get("reason") or reason
     if verdict == "precision":
         reason += f" (largest relative error {relative_error(row):.2g})"
     if verdict == "convention" and row.get("variant"):
@@ -103,7 +117,7 @@ def table(data: dict, assessments: dict) -> list[str]:
         version = rows[0][1].get("version") or "not installed"
         lines += [f"### {library} {version}", "", "| class | path | rule | verdict | reason |", "|---|---|---|---|---|"]
         for _, r in rows:
-            verdict, reason = classify(r, assessments.get(r.get("name") or "") or assessments.get(r["class"]))
+            verdict, reason = classify(r, assessment_of(r, assessments))
             link = f"[{verdict}](rows/{row_file(r)})" if r.get("findings") else verdict
             lines.append(f"| `{r['class']}` | {r['path']} | {r['rule']} | **{link}** | {cell(reason)} |")
         lines.append("")
@@ -115,10 +129,10 @@ def findings_section(data: dict, assessments: dict, root: str) -> list[str]:
     first lines; the rest in its row file."""
     lines = []
     for r in data["rows"]:
-        verdict, reason = classify(r, assessments.get(r.get("name") or "") or assessments.get(r["class"]))
+        verdict, reason = classify(r, assessment_of(r, assessments))
         if verdict in ("conforms", "not run") or not r.get("findings"):
             continue
-        a = assessments.get(r.get("name") or "") or assessments.get(r["class"]) or {}
+        a = assessment_of(r, assessments) or {}
         lines += [f"### {r['class']}" + (f" [{r['path']}]" if r["path"] not in ("", "default") else "")
                   + f" — {verdict}", "", reason + ("" if reason.endswith(".") else "."), ""]
         if a.get("source") and verdict == "likely bug":
@@ -172,7 +186,7 @@ def row_detail(r: dict, assessment: dict | None, root: str) -> str:
 def markdown(data: dict, assessments: dict, root: str, header: list[str]) -> str:
     counts: dict[str, int] = {}
     for r in data["rows"]:
-        v = classify(r, assessments.get(r.get("name") or "") or assessments.get(r["class"]))[0]
+        v = classify(r, assessment_of(r, assessments))[0]
         counts[v] = counts.get(v, 0) + 1
     lines = ["# Conformance matrix of the optimizer ecosystem", "", *header, "",
              "In all: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda kv: list(TAXONOMY)

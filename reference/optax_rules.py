@@ -115,4 +115,45 @@ OPTAX_ADAGRAD = Rule(
     buffers=lambda hp: ("sum_of_squares",),
 )
 
-OPTAX_RULES = (OPTAX_RMSPROP, OPTAX_ADAGRAD)
+def optax_radam(θ, g, state, *, lr, b1, b2, eps, eps_root, threshold):
+    """optax.radam: chain(scale_by_radam, scale_by_learning_rate).
+
+    m_t = β1 m_{t−1} + (1 − β1) g;   v_t = β2 v_{t−1} + (1 − β2) g²;   m̂ = m_t / (1 − β1^t);   v̂ = v_t / (1 − β2^t)
+    ρ_∞ = 2 / (1 − β2) − 1;   ρ_t = ρ_∞ − 2t β2^t / (1 − β2^t)
+    if ρ_t ≥ τ (threshold):  r_t = √((ρ_t − 4)(ρ_t − 2)ρ_∞ / ((ρ_∞ − 4)(ρ_∞ − 2)ρ_t));   θ ← θ − γ_t r_t m̂ / (√(v̂ + ε_root) + ε)
+    else:                    θ ← θ − γ_t m̂
+    Unlike torch's radam: ε is added to the bias-corrected √v̂ (torch adds it to √v_t and multiplies by
+    √(1 − β2^t)), the rectification threshold is a hyperparameter compared with ≥ (torch: ρ_t > 5), and there is
+    no weight decay.
+    """
+    t = state.get("t", 0) + 1
+    m = b1 * state.get("m", torch.zeros_like(θ)) + (1 - b1) * g
+    v = b2 * state.get("v", torch.zeros_like(θ)) + (1 - b2) * g * g
+    m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
+    ρ_inf = 2 / (1 - b2) - 1
+    ρ_t = ρ_inf - 2 * t * b2**t / (1 - b2**t)
+    new_state = {"t": t, "m": m, "v": v}
+    if ρ_t >= threshold:
+        r_t = ((ρ_t - 4) * (ρ_t - 2) * ρ_inf / ((ρ_inf - 4) * (ρ_inf - 2) * ρ_t)) ** 0.5
+        return θ - lr * r_t * m_hat / (torch.sqrt(v_hat + eps_root) + eps), new_state
+    return θ - lr * m_hat, new_state
+
+
+OPTAX_RADAM = Rule(
+    "optax_radam", optax_radam, source=SOURCE + " radam, transform.py scale_by_radam; Liu et al. 2020",
+    hypers=(
+        LR(1e-3),
+        Hyper("b1", 0.9, Real(0.0, 1.0, hi_open=True, search=(0.0, 0.999), edges=(0.9, 0.0), enforced=()),
+              "β1, the first moment's decay"),
+        Hyper("b2", 0.999, Real(0.0, 1.0, lo_open=True, hi_open=True, search=(0.5, 0.9999), edges=(0.999, 0.9999),
+                                enforced=()), "β2, the second moment's decay"),
+        EPS(1e-8, "added to √v̂"),
+        Hyper("eps_root", 0.0, Real(0.0, search=(1e-12, 1e-1), log=True, edges=(0.0,), enforced=()),
+              "ε_root, added to v̂ inside the square root"),
+        Hyper("threshold", 5.0, Real(4.0, search=(4.0, 10.0), edges=(5.0, 4.0), enforced=()),
+              "τ: the rectified step once ρ_t ≥ τ (the rectification term needs ρ_t ≥ 4)"),
+    ),
+    buffers=lambda hp: ("mu", "nu"),
+)
+
+OPTAX_RULES = (OPTAX_RMSPROP, OPTAX_ADAGRAD, OPTAX_RADAM)
