@@ -267,8 +267,12 @@ NOTES = {
     'po_AdaMax': "pytorch-optimizer's BaseOptimizer.maximize_gradient negates p.grad in place (grad.neg_()) and reads maximize from the constructor (self.maximize), not from the param group; the bias correction 1 − β1^t counts the group's steps (group['step']), not the parameter's, so a parameter that had no gradient at some step is corrected for steps it did not take",
     'po_RAdam': "pytorch-optimizer's BaseOptimizer.maximize_gradient negates p.grad in place (grad.neg_()) and reads maximize from the constructor (self.maximize), not from the param group; t is the group's step count; with weight_decouple=False weight decay is not applied at all (apply_weight_decay gets grad=None); while ρ_t < 5 with degenerated_to_sgd=False (the default) θ is not updated, where the rule takes θ − γ m̂",
     'po_SGDW': "pytorch-optimizer's BaseOptimizer.maximize_gradient negates p.grad in place (grad.neg_()) and reads maximize from the constructor (self.maximize), not from the param group; weight_decouple=True by default (θ ← θ(1 − lr·λ)); coupled decay adds λθ into p.grad in place",
-    'po_QHAdam': "pytorch-optimizer's BaseOptimizer.maximize_gradient negates p.grad in place (grad.neg_()) and reads maximize from the constructor (self.maximize), not from the param group; t is the group's step count",
-    'to_RAdam': "rejects lr = 0 (ValueError); like timm's RAdamLegacy, computes in float32 (p.grad.data.float(), p.data.float()) and decays θ decoupled (p_data_fp32.add_(p_data_fp32, alpha=-weight_decay * lr))",
+    'po_QHAdam': "its bias-correction weights are float32 tensors (qhadam.py:83-84) in float64 runs; pytorch-optimizer's "
+                 "BaseOptimizer.maximize_gradient negates p.grad in place (grad.neg_()) and reads maximize from the "
+                 "constructor (self.maximize), not from the param group",
+    'to_RAdam': "rejects lr = 0 (ValueError); like timm's RAdamLegacy, computes in float32 (p.grad.data.float(), "
+                "p.data.float()) and decays θ decoupled (p_data_fp32.add_(p_data_fp32, alpha=-weight_decay * lr)); "
+                "its step-size cache, lr folded in, is shared by every group with the same betas (radam.py:155)",
     'to_SGDW': 'rejects lr = 0 (ValueError); weight decay subtracts the constant lr·λ from every element (p.data.add_(weight_decay, alpha=-lr)), not lr·λ·θ: θ = 10, g = 0, lr = 0.1, λ = 0.5 gives 9.95 where θ(1 − lr·λ) = 9.5',
     'to_QHAdam': 'rejects lr = 0 (ValueError); coupled weight decay is added into p.grad in place (d_p = p.grad.data; d_p.add_(p.data, alpha=weight_decay))',
 }

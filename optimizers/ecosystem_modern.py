@@ -108,7 +108,8 @@ NOTES: dict[str, str] = {
                    "β1 > β3, which the rule leaves undefined",
     "po_Adan": _GROUP_STEP + " (so does the official sail-sg/Adan); " + _PO_COMMON,
     "timm_Adan": _GROUP_STEP + " (so does the official sail-sg/Adan); accepts weight_decay < 0",
-    "po_Lamb": "no bias correction at all (the rule's bias_correction=False), φ(z) = min(z, 10) always (class "
+    "po_Lamb": "its docstring says 'without bias correction' but the step is divided by 1 − β1^t (lamb.py:311), "
+               "φ(z) = min(z, 10) always (class "
                "attribute clamp = 10.0), and ε in the trust ratio's denominator: φ(‖θ‖) / (‖u‖ + ε), which the "
                "paper does not have; " + _GROUP_STEP + "; " + _PO_COMMON,
     "timm_Lamb": _GROUP_STEP + "; accepts β < 0; with always_adapt=False (its default) no trust ratio when "
