@@ -1,7 +1,8 @@
 """Implementations of the rules of ``reference/modern_rules.py`` written as one writes a torch optimizer — in place,
 with ``lerp``, ``addcmul``/``addcdiv`` and ``_foreach`` ops, the schedulers in Python floats — and in another order of
 the same algebra than the reference: the suite's correct subjects for lion, adopt, ademamix, adan and lamb
-(``properties/test_planted_bugs.py``). ``optimizers/planted_modern.py`` plants one bug in each by overriding one
+(``properties/test_planted_bugs.py``), and for schedulefree_sgd and schedulefree_adamw
+(``reference/schedulefree_rules.py``). ``optimizers/planted_modern.py`` plants one bug in each by overriding one
 method.
 
     python -m pytest --optimizer optimizers/modern.py:Adan --rule adan
@@ -252,3 +253,140 @@ class Lamb(Optimizer):
         w, u = torch.linalg.vector_norm(p), torch.linalg.vector_norm(update)
         φ = w if group["clamp_value"] is None else w.clamp(max=group["clamp_value"])
         return torch.where((w > 0) & (u > 0), φ / u, torch.ones_like(w))
+
+
+# ---- Schedule-Free (reference/schedulefree_rules.py) -----------------------------------------------------------------
+class _ScheduleFree(Optimizer):
+    """What Schedule-Free SGD and AdamW share: each parameter's own step count, lr_max and weight sum (Python floats),
+    the average's weight c, and the train/eval swap — in train mode the parameters hold y, in eval mode x (kept in
+    the state, so ``eval`` is a copy, not a division by β)."""
+
+    def _interpolation(self, group):
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def eval(self):
+        """Put x, the average, into the parameters (as the official code's ``eval``)."""
+        for group in self.param_groups:
+            if group["train_mode"]:
+                for p in group["params"]:
+                    if "x" in self.state[p]:
+                        p.copy_(self.state[p]["x"])
+                group["train_mode"] = False
+
+    @torch.no_grad()
+    def train(self):
+        """Put y = (1 − β) z + β x back into the parameters."""
+        for group in self.param_groups:
+            if not group["train_mode"]:
+                for p in group["params"]:
+                    state = self.state[p]
+                    if "x" in state:
+                        torch.lerp(state["z"], state["x"], self._interpolation(group), out=p)
+                group["train_mode"] = True
+
+    def _advance(self, state, group):
+        """Step count t, warmed-up rate γ_t and the average's weight c for this parameter's step."""
+        state["step"] += 1
+        t, W = state["step"], group["warmup_steps"]
+        lr = group["lr"] * min(1.0, t / W) if W else group["lr"]
+        state["lr_max"] = max(state["lr_max"], lr)
+        weight = self._weight(t, state["lr_max"], group)
+        state["weight_sum"] += weight
+        return lr, (weight / state["weight_sum"] if state["weight_sum"] else 0.0)
+
+    def _weight(self, t, lr_max, group):
+        return t ** group["r"] * lr_max ** group["weight_lr_power"]
+
+
+class ScheduleFreeSGD(_ScheduleFree):
+    """Schedule-Free SGD, a group's parameters at once with ``_foreach`` ops: z and x kept, y written into the
+    parameters as ``torch.lerp(z, x, β)``; the decay λy added to a copy of the gradient (p.grad is left alone).
+    The constructor leaves it in train mode (as the official SGDScheduleFreeReference; SGDScheduleFree needs
+    ``train()`` first)."""
+
+    def __init__(self, params, lr=1.0, momentum=0.9, weight_decay=0.0, warmup_steps=0, r=0.0, weight_lr_power=2.0):
+        _check(lr, (), weight_decay=weight_decay)
+        if not 0.0 < momentum < 1.0:
+            raise ValueError(f"Invalid momentum: {momentum}")
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, warmup_steps=warmup_steps,
+                                      r=r, weight_lr_power=weight_lr_power, train_mode=True))
+
+    def _interpolation(self, group):
+        return group["momentum"]
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            if not group["train_mode"]:
+                raise RuntimeError("call train() before step()")
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            for p in params:
+                if not self.state[p]:
+                    self.state[p].update(step=0, lr_max=-1.0, weight_sum=0.0, z=p.clone(), x=p.clone())
+            states = [self.state[p] for p in params]
+            steps = [self._advance(s, group) for s in states]
+            grads = [p.grad for p in params]
+            if group["weight_decay"] != 0:
+                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+            zs, xs = [s["z"] for s in states], [s["x"] for s in states]
+            torch._foreach_add_(zs, torch._foreach_mul(grads, [-lr for lr, _ in steps]))
+            for x, z, (_, c) in zip(xs, zs, steps):
+                self._average(x, z, c)
+            self._interpolate(params, zs, xs, group["momentum"])
+        return loss
+
+    def _average(self, x, z, c):
+        x.lerp_(z, c)
+
+    def _interpolate(self, params, zs, xs, β):
+        for p, z, x in zip(params, zs, xs):
+            torch.lerp(z, x, β, out=p)
+
+
+class ScheduleFreeAdamW(_ScheduleFree):
+    """Schedule-Free AdamW, one parameter at a time, y advanced in place without forming it from x and z:
+    y ← (1 − c) y + c z_{t−1} + γ (β1 (1 − c) − 1) u with u = g/d + λy, then z ← z − γ u (the same algebra as
+    (1 − β1) z_t + β1 x_t); x is kept as well, for ``eval``. The constructor leaves it in train mode (the official
+    AdamWScheduleFree starts in eval mode and needs ``train()`` first)."""
+
+    def __init__(self, params, lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, warmup_steps=0, r=0.0,
+                 weight_lr_power=2.0):
+        _check(lr, betas, eps=eps, weight_decay=weight_decay)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      warmup_steps=warmup_steps, r=r, weight_lr_power=weight_lr_power,
+                                      train_mode=True))
+
+    def _interpolation(self, group):
+        return group["betas"][0]
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _loss(closure)
+        for group in self.param_groups:
+            if not group["train_mode"]:
+                raise RuntimeError("call train() before step()")
+            β1, β2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state.update(step=0, lr_max=-1.0, weight_sum=0.0, z=p.clone(), exp_avg_sq=torch.zeros_like(p),
+                                 x=p.clone())
+                lr, c = self._advance(state, group)
+                g, z, x, v = p.grad, state["z"], state["x"], state["exp_avg_sq"]
+                v.mul_(β2).addcmul_(g, g, value=1 - β2)
+                u = g / (v / (1 - β2 ** state["step"])).sqrt_().add_(group["eps"])
+                if group["weight_decay"] != 0:
+                    u.add_(p, alpha=group["weight_decay"])
+                self._move_y(p, z, u, lr, c, β1)
+                z.sub_(u, alpha=lr)
+                x.lerp_(z, c)
+        return loss
+
+    def _move_y(self, y, z, u, lr, c, β1):
+        y.lerp_(z, c).add_(u, alpha=lr * (β1 * (1 - c) - 1))

@@ -53,6 +53,7 @@ class LambTrustRatioInverted(modern.Lamb):
 
 
 Lion, Adopt, AdEMAMix, Adan, Lamb = modern.Lion, modern.Adopt, modern.AdEMAMix, modern.Adan, modern.Lamb
+ScheduleFreeSGD, ScheduleFreeAdamW = modern.ScheduleFreeSGD, modern.ScheduleFreeAdamW
 
 PLANTED = [
     ("LionEmaWithBeta1", "lion", "the EMA m decays with β1 instead of β2"),
@@ -67,4 +68,32 @@ CORRECT = [
     ("AdEMAMix", "ademamix", "β3 scheduler through half-lives in Python floats, lerp EMAs, two addcdiv steps"),
     ("Adan", "adan", "previous gradient kept as is, lerp EMAs, two addcdiv steps, proximal decay by division"),
     ("Lamb", "lamb", "torch.linalg.vector_norm, the trust ratio chosen with torch.where"),
+]
+
+
+class ScheduleFreeSGDBetaSwapped(modern.ScheduleFreeSGD):
+    """y formed with β and 1 − β swapped: y = β z + (1 − β) x instead of (1 − β) z + β x."""
+
+    def _interpolate(self, params, zs, xs, β):
+        super()._interpolate(params, zs, xs, 1 - β)
+
+
+class ScheduleFreeAdamWWeightSumOffByOne(modern.ScheduleFreeAdamW):
+    """The average's weight c off by one step: c = w_t / Σ_{s<t} w_s, the sum read before this step's weight is
+    added (0 while it is 0), instead of w_t / Σ_{s≤t} w_s."""
+
+    def _advance(self, state, group):
+        before = state["weight_sum"]
+        lr, _ = super()._advance(state, group)
+        weight = self._weight(state["step"], state["lr_max"], group)
+        return lr, (weight / before if before else 0.0)
+
+
+PLANTED += [
+    ("ScheduleFreeSGDBetaSwapped", "schedulefree_sgd", "y = β z + (1 − β) x instead of (1 − β) z + β x"),
+    ("ScheduleFreeAdamWWeightSumOffByOne", "schedulefree_adamw", "c = w_t / Σ_{s<t} w_s instead of w_t / Σ_{s≤t} w_s"),
+]
+CORRECT += [
+    ("ScheduleFreeSGD", "schedulefree_sgd", "_foreach ops over a group, z and x kept, y = lerp(z, x, β)"),
+    ("ScheduleFreeAdamW", "schedulefree_adamw", "y advanced in place (lerp to z, then the update), x kept for eval"),
 ]

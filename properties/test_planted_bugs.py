@@ -161,7 +161,7 @@ def test_planted_and_correct_lists_name_real_classes():
 @pytest.mark.parametrize("name, rule, bug", [pytest.param(*e, id=e[0]) for e in planted_modern.PLANTED])
 def test_suite_catches_planted_bug_of_a_modern_rule(name, rule, bug, record_property):
     """As ``test_suite_catches_planted_bug``, for ``optimizers/planted_modern.py``'s bugs (lion, adopt, ademamix,
-    adan, lamb)."""
+    adan, lamb, schedulefree_sgd, schedulefree_adamw)."""
     caught, examples = search(subject_for(name, rule, planted_modern), [check_trajectory], MAX_EXAMPLES)
     record_property("examples_to_catch", examples)
     assert caught is not None, f"the suite did not catch planted bug {name} ({rule}: {bug}) in {examples} examples"
@@ -179,12 +179,13 @@ def test_suite_accepts_correct_implementation_of_a_modern_rule(name, rule, how, 
 
 def test_modern_planted_and_correct_lists_name_real_classes():
     """Every entry of optimizers/planted_modern.py names one of its classes and a rule the suite knows; each rule of
-    reference/modern_rules.py has a planted bug and a correct implementation."""
+    reference/modern_rules.py and of reference/schedulefree_rules.py has a planted bug and a correct implementation."""
     from reference.modern_rules import MODERN_RULES
+    from reference.schedulefree_rules import SCHEDULEFREE_RULES
     entries = planted_modern.PLANTED + planted_modern.CORRECT
     assert len({n for n, _, _ in entries}) == len(entries), "a class is listed twice"
     for name, rule, _ in entries:
         assert isinstance(getattr(planted_modern, name, None), type), f"optimizers.planted_modern has no class {name}"
         assert rule in RULES, f"{name}: unknown rule {rule!r}"
     for listed in (planted_modern.PLANTED, planted_modern.CORRECT):
-        assert {r for _, r, _ in listed} == {r.name for r in MODERN_RULES}
+        assert {r for _, r, _ in listed} == {r.name for r in (*MODERN_RULES, *SCHEDULEFREE_RULES)}
