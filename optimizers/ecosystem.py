@@ -25,7 +25,8 @@ from typing import Callable
 
 #: the distributions, by the name the matrix reports, and the module whose version is read
 LIBRARIES = {"torch": "torch", "timm": "timm", "heavyball": "heavyball", "pytorch-optimizer": "pytorch_optimizer",
-             "torch-optimizer": "torch_optimizer", "lion-pytorch": "lion_pytorch", "optax": "optax"}
+             "torch-optimizer": "torch_optimizer", "lion-pytorch": "lion_pytorch", "optax": "optax",
+             "schedulefree": "schedulefree"}
 
 
 def load_timm_optim(module: str):

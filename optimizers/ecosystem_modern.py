@@ -1,4 +1,5 @@
-"""The third-party implementations of the rules of ``reference/modern_rules.py`` (lion, adopt, ademamix, adan, lamb),
+"""The third-party implementations of the rules of ``reference/modern_rules.py`` (lion, adopt, ademamix, adan, lamb)
+and ``reference/schedulefree_rules.py`` (schedulefree_sgd, schedulefree_adamw),
 as rows like ``optimizers/ecosystem.py``'s: one ``Entry`` per class, its hyperparameter mapping data, and a factory
 per entry, a module attribute named by ``entry.name``, so that
 
@@ -7,7 +8,9 @@ per entry, a module attribute named by ``entry.name``, so that
 runs it. The libraries (``requirements-matrix.txt``, installed with ``pip install --no-deps``) are imported only
 when a factory is called. ``fixed`` arguments select the rule's form where a library has options (no global
 gradient-norm clipping, the paper's decay); a hyperparameter the library takes in another form (ADOPT's clip
-exponent p as a callable s ↦ s^p) is converted by ``Converting``.
+exponent p as a callable s ↦ s^p) is converted by ``Converting``. Schedule-Free optimizers must be put in train mode
+(``optimizer.train()``, which puts y into the parameters) before they step; the suite only calls ``step()``, so the
+rows named in ``TRAIN_MODE`` have a factory that calls ``.train()`` once, right after constructing the optimizer.
 """
 from __future__ import annotations
 
@@ -43,6 +46,12 @@ def _no_clamp_as_inf(v):
     """torch-optimizer's Lamb takes a number for φ's bound: the rule's None (no clamp) is +∞."""
     return math.inf if v is None else v
 
+
+SF_SGD_NAMES = ("lr", "momentum", "weight_decay", "warmup_steps", "r", "weight_lr_power")
+SF_ADAMW_NAMES = ("lr", "betas", "eps", "weight_decay", "warmup_steps", "r", "weight_lr_power")
+#: the rows whose factory calls ``.train()`` after constructing the optimizer (``in_train_mode``)
+TRAIN_MODE = frozenset({"sf_SGDScheduleFree", "sf_SGDScheduleFreeReference", "sf_AdamWScheduleFree",
+                        "sf_AdamWScheduleFreeReference"})
 
 ADOPT_NAMES = ("lr", "betas", "eps", "clip_exp", "weight_decay", "decoupled_weight_decay", "maximize")
 
@@ -86,12 +95,28 @@ ENTRIES: list[Entry] = [
           Converting(("lr", "betas", "eps", "weight_decay", "clamp_value", "adam", "bias_correction"),
                      rename={"bias_correction": "debias"}, convert={"clamp_value": ("clamp_value", _no_clamp_as_inf)}),
           "torch_optimizer:Lamb", "docstring: 'Implements Lamb algorithm'", name="to_Lamb"),
+    # ---- Schedule-Free (official code, facebookresearch/schedule_free) ----------------------------------------------
+    Entry("schedulefree", "schedulefree.SGDScheduleFree", "schedulefree_sgd", Mapping(SF_SGD_NAMES),
+          "schedulefree:SGDScheduleFree", "docstring: 'Schedule-Free SGD'", name="sf_SGDScheduleFree"),
+    Entry("schedulefree", "schedulefree.SGDScheduleFreeReference", "schedulefree_sgd", Mapping(SF_SGD_NAMES),
+          "schedulefree:SGDScheduleFreeReference", "docstring: 'Schedule-Free SGD ... the reference implementation'",
+          name="sf_SGDScheduleFreeReference"),
+    Entry("schedulefree", "schedulefree.AdamWScheduleFree", "schedulefree_adamw", Mapping(SF_ADAMW_NAMES),
+          "schedulefree:AdamWScheduleFree", "docstring: 'Schedule-Free AdamW'", name="sf_AdamWScheduleFree"),
+    Entry("schedulefree", "schedulefree.AdamWScheduleFreeReference", "schedulefree_adamw",
+          Mapping(SF_ADAMW_NAMES, fixed={"decay_at_z": False}), "schedulefree:AdamWScheduleFreeReference",
+          "docstring: 'Schedule-Free AdamW (Simplified Reference Implementation)'",
+          name="sf_AdamWScheduleFreeReference"),
 ]
 
 #: what reading each class's source showed about the differences the suite found (pinned versions of
 #: requirements-matrix.txt; the suite's counterexamples in the commit that added this table)
 _GROUP_STEP = "t is the group's step count (group['step']), not the parameter's: a parameter that missed a gradient " \
               "is bias-corrected for steps it did not take"
+_SF_GROUP = "k (the step count t − 1), lr_max and the weight sum Σw are the group's (group['k'], group['lr_max'], " \
+            "group['weight_sum']), advanced at every step(): a parameter without a gradient at a step still moves the " \
+            "warm-up, the weights and c for the others; the rule counts each parameter's own steps. The per-group and " \
+            "add_param_group contract checks fail too (not examined further)"
 _PO_COMMON = "raises NegativeLRError (an Exception, not ValueError) for lr < 0"
 NOTES: dict[str, str] = {
     "lionpytorch_Lion": "asserts lr > 0 (refuses lr = 0, inside the rule's domain) and accepts weight_decay < 0; the "
@@ -117,8 +142,46 @@ NOTES: dict[str, str] = {
     "to_Lamb": "debias=True scales the step by √(1 − β2^t)/(1 − β1^t) outside the trust ratio with ε on the "
                "uncorrected √v (Adam's step-size form), where the paper corrects m and v inside it; clamp_value, "
                "adam and debias are constructor attributes, not per group; rejects lr = 0 (ValueError)",
+    # Schedule-Free (schedulefree 1.4.1). With every parameter given a gradient at every step, all four agree with
+    # the rules to ~4e-16 over 8 steps (float64; scheduled lr, warm-up, r, p, λ > 0), and their eval() puts the
+    # rule's x into the parameters; the suite's float64 counterexamples all have steps without a gradient.
+    "sf_SGDScheduleFree": _SF_GROUP + "; first float64 counterexample: grads −1, 1, 0, None, None, 1 (lr 1, β 0.9): "
+                          "expected −1.1, actual −1.0 at step 5 (c = 1/6 from the group's six weights instead of "
+                          "1/4); weight decay added to p.grad in place (grad.add_(y, alpha=weight_decay), "
+                          "sgd_schedulefree.py:161/:178): the contract checks see .grad written; starts in eval mode "
+                          "(train_mode=False, :68): the row's factory calls .train()",
+    "sf_SGDScheduleFreeReference": _SF_GROUP + "; first float64 counterexample at step 3 of 4, parameter 3: expected "
+                                   "0.1, actual −0.0125 (lr 1, β 0.9, defaults otherwise); weight decay added to "
+                                   "p.grad in place (sgd_schedulefree_reference.py:165); starts in train mode (:70)",
+    "sf_AdamWScheduleFree": _SF_GROUP + " (bias correction 1 − β2^(k+1) too, adamw_schedulefree.py:135); first "
+                            "float64 counterexample at step 5 of 6: expected −1.0028869917846834, actual "
+                            "−1.0035340614905013 (lr 0.0025, β = (0, 0.999)); divides p.grad in place by the "
+                            "denominator and adds λy to it (grad.div_(denom), :171/:198), so .grad is written and "
+                            "gradients do not accumulate across steps without zero_grad; no argument validation "
+                            "(accepts lr < 0)",
+    "sf_AdamWScheduleFreeReference": _SF_GROUP + " (bias correction 1 − β2^(k+1) too, "
+                                     "adamw_schedulefree_reference.py:148); first float64 counterexample: grads "
+                                     "[−1, 1, −1], [0, −1, None], [1, −1, 1] (lr 1, β = (0, 0.999)): parameter 2 "
+                                     "expected −1.0, actual −1.2244 at step 2; no argument validation (accepts "
+                                     "lr < 0); its `lr = max(group['lr'], eps)` (:134) is dead code",
 }
 ENTRIES = [dataclasses.replace(e, note=NOTES.get(e.name, e.note), module=__name__) for e in ENTRIES]
 
+
+def in_train_mode(build):
+    """``build`` (a row's factory) followed by ``.train()`` on the optimizer it returns: a Schedule-Free optimizer
+    refuses ``step()`` in eval mode (its constructor's mode for SGDScheduleFree and both AdamW classes), and in
+    train mode its parameters hold y, the point the gradient is taken at — the rule's θ."""
+    def build_in_train_mode(params, **hp):
+        opt = build(params, **hp)
+        opt.train()
+        return opt
+
+    build_in_train_mode.__signature__ = build.__signature__
+    build_in_train_mode.__name__ = build_in_train_mode.__qualname__ = build.__name__
+    build_in_train_mode.__doc__ = build.__doc__ + "; then .train()"
+    return build_in_train_mode
+
+
 for _entry in ENTRIES:
-    globals()[_entry.name] = factory(_entry)
+    globals()[_entry.name] = in_train_mode(factory(_entry)) if _entry.name in TRAIN_MODE else factory(_entry)

@@ -172,3 +172,85 @@ def test_lamb_trust_ratio_is_one_for_a_zero_parameter():
     # ‖θ‖ = 0: ratio 1, θ = −0.1·[1, −1]
     θ, _ = run("lamb", [0.0, 0.0], [[1.0, -1.0]], lr=0.1, eps=0.0, weight_decay=0.0)
     close(θ, [-0.1, 0.1])
+
+
+# ---- Schedule-Free SGD and AdamW (Defazio et al. 2024; reference/schedulefree_rules.py) --------------------------------
+def test_schedulefree_rules_are_built_in():
+    for name in ("schedulefree_sgd", "schedulefree_adamw"):
+        assert name in RULES and RULES[name].torch_class is None and RULES[name].elementwise
+    assert RULES["schedulefree_adamw"].decoupled_decay and not RULES["schedulefree_sgd"].decoupled_decay
+
+
+SF_SGD = dict(lr=0.5, momentum=0.5, weight_decay=0.0, warmup_steps=0, r=0.0, weight_lr_power=2.0)
+
+
+def test_schedulefree_sgd_two_steps():
+    # θ_0 = z_0 = x_0 = 1, γ = 0.5, β = 0.5, p = 2.  step 1, g = 1: lr_max = 0.5, w = 0.25, Σw = 0.25, c = 1;
+    #   z = 1 − 0.5 = 0.5, x = z = 0.5, y = 0.5
+    θ, state = run("schedulefree_sgd", [1.0], [[1.0]], **SF_SGD)
+    close(θ, [0.5])
+    close(state["x"], [0.5])
+    # step 2, g = 1: w = 0.25, Σw = 0.5, c = 0.5;  z = 0.5 − 0.5 = 0, x = 0.5·0.5 + 0.5·0 = 0.25,
+    #   y = 0.5·0 + 0.5·0.25 = 0.125
+    θ, state = run("schedulefree_sgd", [1.0], [[1.0], [1.0]], **SF_SGD)
+    close(θ, [0.125])
+    close(state["z"], [0.0])
+    close(state["x"], [0.25])
+
+
+def test_schedulefree_sgd_decay_at_y_and_warmup():
+    # λ = 1, step 1 from θ = 1, g = 1: g + λy = 2, z = 1 − 0.5·2 = 0 = x = y
+    θ, _ = run("schedulefree_sgd", [1.0], [[1.0]], **{**SF_SGD, "weight_decay": 1.0})
+    close(θ, [0.0])
+    # W = 2, γ = 1: t = 1, γ_1 = 0.5, lr_max = 0.5, w = 0.25, c = 1: z = x = y = 0.5;
+    #   t = 2, γ_2 = 1, lr_max = 1, w = 1, Σw = 1.25, c = 0.8: z = −0.5, x = 0.2·0.5 + 0.8·(−0.5) = −0.3,
+    #   y = 0.5·(−0.5) + 0.5·(−0.3) = −0.4
+    θ, state = run("schedulefree_sgd", [1.0], [[1.0], [1.0]], **{**SF_SGD, "lr": 1.0, "warmup_steps": 2})
+    close(θ, [-0.4])
+    close(state["x"], [-0.3])
+    # r = 1, p = 0 (w_t = t): step 2's c = 2/3;  γ = 0.5: z = 0, x = (1/3)·0.5 = 1/6, y = 1/12
+    θ, _ = run("schedulefree_sgd", [1.0], [[1.0], [1.0]], **{**SF_SGD, "r": 1.0, "weight_lr_power": 0.0})
+    close(θ, [1 / 12])
+
+
+SF_ADAMW = dict(lr=0.5, betas=(0.5, 0.75), eps=0.0, weight_decay=0.0, warmup_steps=0, r=0.0, weight_lr_power=2.0)
+
+
+def test_schedulefree_adamw_two_steps():
+    # θ_0 = 1.  step 1, g = 2: v = 0.25·4 = 1, d = √(1/0.25) = 2;  z = 1 − 0.5·2/2 = 0.5;  c = 1: x = y = 0.5
+    θ, state = run("schedulefree_adamw", [1.0], [[2.0]], **SF_ADAMW)
+    close(θ, [0.5])
+    close(state["v"], [1.0])
+    # step 2, g = 1: v = 0.75 + 0.25 = 1, 1 − β2² = 0.4375, d = 1/√0.4375;  z = 0.5 − 0.5·√0.4375;  c = 0.5:
+    #   x = 0.25 + 0.5 z,  y = 0.5 z + 0.5 x
+    z = 0.5 - 0.5 * math.sqrt(0.4375)
+    x = 0.25 + 0.5 * z
+    θ, state = run("schedulefree_adamw", [1.0], [[2.0], [1.0]], **SF_ADAMW)
+    close(state["z"], [z])
+    close(state["x"], [x])
+    close(θ, [0.5 * z + 0.5 * x])
+    # λ = 1 (decoupled, at y): step 1, z = 1 − 0.5·1·1 − 0.5·2/2 = 0 = x = y
+    θ, _ = run("schedulefree_adamw", [1.0], [[2.0]], **{**SF_ADAMW, "weight_decay": 1.0})
+    close(θ, [0.0])
+
+
+@pytest.mark.parametrize("name, rule, hp", [
+    ("ScheduleFreeSGD", "schedulefree_sgd", dict(SF_SGD, momentum=0.9, weight_decay=0.1, warmup_steps=2, r=0.5)),
+    ("ScheduleFreeAdamW", "schedulefree_adamw", dict(SF_ADAMW, lr=0.1, weight_decay=0.1, warmup_steps=3, r=1.0)),
+])
+def test_schedulefree_eval_mode_holds_the_average_x(name, rule, hp):
+    """optimizers/modern.py's implementation: after ``eval()`` the parameters are the rule's x, after ``train()``
+    again its y (θ)."""
+    from optimizers import modern
+    grads = [[0.5, -2.0], [1.0, 0.25], [-3.0, 1.0], [0.125, 0.5]]
+    θ, state = run(rule, [1.0, -1.0], grads, **hp)
+    p = torch.nn.Parameter(torch.tensor([1.0, -1.0], dtype=torch.float64))
+    opt = getattr(modern, name)([p], **hp)
+    for g in grads:
+        p.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+    assert torch.allclose(p.detach(), θ, rtol=1e-12, atol=1e-14)
+    opt.eval()
+    assert torch.allclose(p.detach(), state["x"], rtol=1e-12, atol=1e-14)
+    opt.train()
+    assert torch.allclose(p.detach(), θ, rtol=1e-12, atol=1e-14)
