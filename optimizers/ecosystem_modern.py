@@ -152,7 +152,7 @@ NOTES: dict[str, str] = {
                           "(train_mode=False, :68): the row's factory calls .train()",
     "sf_SGDScheduleFreeReference": _SF_GROUP + "; first float64 counterexample at step 3 of 4, parameter 3: expected "
                                    "0.1, actual −0.0125 (lr 1, β 0.9, defaults otherwise); weight decay added to "
-                                   "p.grad in place (sgd_schedulefree_reference.py:165); starts in train mode (:70)",
+                                   "p.grad in place (sgd_schedulefree_reference.py:165); starts in train mode (:69)",
     "sf_AdamWScheduleFree": _SF_GROUP + " (bias correction 1 − β2^(k+1) too, adamw_schedulefree.py:135); first "
                             "float64 counterexample at step 5 of 6: expected −1.0028869917846834, actual "
                             "−1.0035340614905013 (lr 0.0025, β = (0, 0.999)); divides p.grad in place by the "
