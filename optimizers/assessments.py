@@ -285,4 +285,17 @@ ASSESSMENTS: dict[str, dict] = {
         "source": "timm/optim/lion.py:59",
         "variant": "",
     },
+    # ---- schedulefree 1.4.1 ----------------------------------------------------------------------------------------
+    **{name: {
+        "verdict": "convention",
+        "reason": "t, lr_max and the weight sum are the group's (they advance at every step(), also for a parameter "
+                  "without a gradient), where the rule counts each parameter's own steps, as torch.optim does; with "
+                  "a gradient for every parameter at every step it matches the rule to ~4e-16 and .eval() gives x; "
+                  "it also writes into p.grad (SGD adds λy, AdamWScheduleFree divides by the denominator in place)",
+        "source": f"schedulefree/{file}:{line}",
+        "variant": "the rule with t, lr_max and Σw counted per group (every step() of the group)",
+    } for name, file, line in (("sf_SGDScheduleFree", "sgd_schedulefree.py", 126),
+                               ("sf_SGDScheduleFreeReference", "sgd_schedulefree_reference.py", 124),
+                               ("sf_AdamWScheduleFree", "adamw_schedulefree.py", 125),
+                               ("sf_AdamWScheduleFreeReference", "adamw_schedulefree_reference.py", 137))},
 }
