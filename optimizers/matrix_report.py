@@ -79,13 +79,18 @@ def relative_error(row: dict) -> float:
     return max(errors, default=float("nan"))
 
 
+#: a finding's category, worst first (``optimizers/matrix.py``): the reason shows the worst one
+WORST_FIRST = ["crash", "updates", "float64 precision", "subnormals", "side effects", "domain", "validation"]
+
+
 def one_line(row: dict) -> str:
-    """The first finding, in a line: what the suite's message says."""
+    """The row's worst finding, in a line: what the suite's message says."""
     if row["verdict"] == "not run":
         return row.get("reason", "")
     shown = [f for f in row.get("findings", []) if f["category"] != "known deviation"] or row.get("findings", [])
     if row["verdict"] == "known deviation" or (shown and shown[0]["category"] == "known deviation"):
         return "known deviations: " + ", ".join(f["test"] for f in row["findings"] if f["category"] == "known deviation")
+    shown = sorted(shown, key=lambda f: WORST_FIRST.index(f["category"]) if f["category"] in WORST_FIRST else 99)
     return cell(shown[0]["what"], 140) if shown else ""
 
 
