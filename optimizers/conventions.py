@@ -113,6 +113,28 @@ OPTAX: tuple[Convention, ...] = (
         "bias_correction": "bias_correction"}, conversions={"momentum": NONE_FOR_ZERO}),
     Convention("optax_adagrad", "adagrad", {"lr": "learning_rate", "initial_accumulator_value":
                                             "initial_accumulator_value", "eps": "eps"}),
+    # the rules beyond torch.optim (reference/modern_rules.py, reference/schedulefree_rules.py) on optax's aliases
+    # and optax.contrib's
+    Convention("adan", "adan", {"lr": "learning_rate", "betas": ("b1", "b2", "b3"), "eps": "eps",
+                                "weight_decay": "weight_decay"},
+               inexpressible={"no_prox": "optax.adan has only its own form of the decay"}),
+    Convention("ademamix", "ademamix", {"lr": "learning_rate", "betas": ("b1", "b2", "b3"), "alpha": "alpha",
+                                        "eps": "eps", "weight_decay": "weight_decay"},
+               inexpressible={"t_alpha_beta3": "optax.contrib.ademamix takes schedules for α and β3, not a warm-up "
+                                               "length (held at none)"}),
+    Convention("schedulefree_adamw", "schedule_free_adamw", {
+        "lr": "learning_rate", "betas": ("b1", "b2"), "eps": "eps", "weight_decay": "weight_decay",
+        "warmup_steps": "warmup_steps", "weight_lr_power": "weight_lr_power"},
+        conversions={"warmup_steps": Conversion(to=lambda v: None if v == 0 else v,
+                                                back=lambda v: 0 if v is None else v, why="optax spells none None")},
+        inexpressible={"r": "optax's weight is lr_max^p alone (r = 0)"}),
+    Convention("schedulefree_sgd", "schedule_free_sgd", {
+        "lr": "learning_rate", "momentum": "b1", "weight_decay": "weight_decay", "warmup_steps": "warmup_steps",
+        "weight_lr_power": "weight_lr_power"},
+        conversions={"warmup_steps": Conversion(to=lambda v: None if v == 0 else v,
+                                                back=lambda v: 0 if v is None else v, why="optax spells none None"),
+                     "weight_decay": NONE_FOR_ZERO},
+        inexpressible={"r": "optax's weight is lr_max^p alone (r = 0)"}),
 )
 
 

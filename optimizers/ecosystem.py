@@ -291,6 +291,11 @@ def torch_entries() -> list[Entry]:
 #: optax's aliases named after a rule the suite knows; run through the suite's optax adapter (``--optimizer
 #: optax:NAME``, ``optimizers/optax_adapter.py``) with its declared name conventions (``optimizers/conventions.py``)
 OPTAX_ALIASES = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "radam", "rprop")
+#: (module, alias, rule) for optax's optimizers of the rules beyond torch.optim
+OPTAX_MODERN = (("optax", "lion", "lion"), ("optax", "adan", "adan"), ("optax", "lamb", "lamb"),
+                ("optax.contrib", "ademamix", "ademamix"), ("optax.contrib", "adopt", "adopt"),
+                ("optax.contrib", "schedule_free_adamw", "schedulefree_adamw"),
+                ("optax.contrib", "schedule_free_sgd", "schedulefree_sgd"))
 
 
 def optax_entries() -> list[Entry]:
@@ -300,7 +305,9 @@ def optax_entries() -> list[Entry]:
     from reference.registry import RULES
     return [Entry("optax", f"optax.{alias}", alias, None, load=f"optax:{alias}", name=f"optax_{alias}",
                   claim="the alias's name and docstring",
-                  variants=tuple(v for v in (f"optax_{alias}",) if v in RULES)) for alias in OPTAX_ALIASES]
+                  variants=tuple(v for v in (f"optax_{alias}",) if v in RULES)) for alias in OPTAX_ALIASES] + [
+        Entry("optax", f"{module}.{alias}", rule, None, load=f"{module}:{alias}", name=f"optax_{alias}",
+              claim="the alias's name and docstring") for module, alias, rule in OPTAX_MODERN]
 
 
 for _entry in ENTRIES:

@@ -121,8 +121,9 @@ def _run_suite(entry: Entry, rule: str, seed: int, timeout: float, profile: str)
 # ---- classifying a run ----------------------------------------------------------------------------------------------
 def _error_category(message: str) -> str:
     """An implementation error: its constructor refusing a hyperparameter value inside the rule's domain (a
-    ValueError naming what it accepts) is a narrower domain; anything else it raised is a crash."""
-    if "the constructor" in message and "raised ValueError" in message:
+    ValueError naming what it accepts, or a failed assert: lion-pytorch's ``assert lr > 0``) is a narrower domain;
+    anything else it raised is a crash."""
+    if "the constructor" in message and ("raised ValueError" in message or "raised AssertionError" in message):
         return "domain"
     return "crash"
 
@@ -142,7 +143,8 @@ def category(failure: dict) -> str:
         if "does not conform" in message or "does not satisfy" in message:
             members.append("updates")
         if "a failure of the implementation under test" in message:
-            members.append("crash" if "raised ValueError" not in message or "step()" in message else "domain")
+            refused = "raised ValueError" in message or "raised AssertionError" in message
+            members.append("crash" if not refused or "step()" in message else "domain")
         if "wrote into" in message or "load_state_dict" in message or "changed parameter" in message:
             members.append("side effects")
         return min(members, key=CATEGORIES.index) if members else "updates"

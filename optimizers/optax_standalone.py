@@ -11,6 +11,7 @@ from optimizers.conventions import NONE_FOR_ZERO
 
 SHIM = '''import functools
 import jax
+import optax.contrib
 import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
@@ -77,8 +78,10 @@ def standalone_optax(factory) -> str | None:
     from optimizers.optax_adapter import alias_of
     if any(conv is not NONE_FOR_ZERO for conv in factory.convention.conversions.values()):
         return None
+    import optax
+    import optax.contrib
     fn, fixed = alias_of(factory.wraps)
-    name = f"optax.{fn.__name__}"
+    name = f"optax.{fn.__name__}" if getattr(optax, fn.__name__, None) is fn else f"optax.contrib.{fn.__name__}"
     alias = f"functools.partial({name}, **{fixed!r})" if fixed else name
     c = factory.convention
     none = tuple(n for n, conv in c.conversions.items() if conv is NONE_FOR_ZERO)
