@@ -193,12 +193,14 @@ def test_optax_transformation_that_is_not_an_optimizer_is_a_usage_error():
 
 
 @needs_optax
-@pytest.mark.parametrize("convention", OPTAX, ids=[f"{c.rule}-optax.{c.target}" for c in OPTAX])
+@pytest.mark.parametrize("convention", OPTAX, ids=[f"{c.rule}-optax.{c.target}" for c in OPTAX])   # or optax.contrib
 def test_convention_names_every_hyperparameter_and_only_real_keywords(convention):
     """Each declared convention maps every hyperparameter of its rule to a keyword the optax alias has, or says
     why the alias cannot express it — nothing is dropped silently."""
     import optax
-    keywords = set(inspect.signature(getattr(optax, convention.target)).parameters)
+    import optax.contrib
+    alias = getattr(optax, convention.target, None) or getattr(optax.contrib, convention.target)
+    keywords = set(inspect.signature(alias).parameters)
     rule = RULES[convention.rule]
     assert set(convention.names) | set(convention.inexpressible) == set(rule.names)
     assert not set(convention.names) & set(convention.inexpressible)
