@@ -16,12 +16,7 @@ import math
 import torch
 from torch.optim import Optimizer
 
-
-def _loss(closure):
-    if closure is None:
-        return None
-    with torch.enable_grad():
-        return closure()
+from optimizers.planted import _loss
 
 
 def _check(lr, betas, closed=False, **nonnegative):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from optimizers.planted import _loss
 from properties.quantization import MAPS, Quantization
 
 LAYOUT = Quantization({"exp_avg": "signed", "exp_avg_sq": "unsigned"})
@@ -62,10 +63,7 @@ class Adam8bit(torch.optim.Optimizer):
     # ---- the rule ------------------------------------------------------------------------------------------------
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _loss(closure)
         for group in self.param_groups:
             β1, β2 = group["betas"]
             for p in group["params"]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from optimizers.planted import _loss
+
 LOW_BITS = 16   # a float32's bits below bfloat16's
 
 
@@ -29,10 +31,7 @@ class StochasticRoundingSGD(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _loss(closure)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
