@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import hypothesis
 import numpy as np
 import torch
 
@@ -66,6 +67,9 @@ class Subject:
     #: the state key under which the implementation keeps float32 master weights of 16-bit parameters (the parameter
     #: their rounded copy): judged on the master at float32 precision, the parameter within a rounding of it
     master: str | None = None
+    #: hyperparameters the implementation reads from its constructor only, not per param group (declared by its
+    #: factory's ``constructor_only`` attribute): every group is given the constructor's value, and the report says so
+    constructor_only: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"Subject({self.id}, rule {self.rule.name})"
@@ -236,11 +240,24 @@ def construct(subject: Subject, case: Case, params: list[torch.Tensor]) -> Any:
     (a group 0 without parameters only gives the constructor other hyperparameters than the groups')."""
     kwargs = {**_own(subject, case.groups[0].hp), **subject.fixed}
     if not subject.caps.param_groups:
-        return call(subject, f"the constructor, given {kwargs}", subject.factory, list(params), **kwargs)
+        return constructed(subject, f"the constructor, given {kwargs}", list(params), **kwargs)
     groups = [{"params": [params[i] for i in g.indices], **({} if g.inherits else _own(subject, g.hp))}
               for g in case.groups if g.indices]
-    return call(subject, f"the constructor, given {kwargs} and groups {[{k: v for k, v in g.items() if k != 'params'} for g in groups]}",
-                subject.factory, groups, **kwargs)
+    return constructed(subject, f"the constructor, given {kwargs} and groups "
+                       f"{[{k: v for k, v in g.items() if k != 'params'} for g in groups]}", groups, **kwargs)
+
+
+def constructed(subject: Subject, what: str, *args, **kwargs) -> Any:
+    """``subject.factory(*args, **kwargs)`` as ``call`` makes it. Inside a Hypothesis example, a refusal (ValueError,
+    or a failed assert as lion-pytorch's ``assert lr > 0``) of the example's hyperparameters — inside the rule's
+    domain, as every case's are — holds the example out instead of failing it, so the rest of the domain is still
+    searched; ``test_accepts_hyperparameters_inside_the_rule_domain`` reports the refusal."""
+    try:
+        return call(subject, what, subject.factory, *args, **kwargs)
+    except ImplementationError as e:
+        if isinstance(e.__cause__, (ValueError, AssertionError)) and hypothesis.currently_in_test_context():
+            hypothesis.reject()
+        raise
 
 
 def step(subject: Subject, opt: Any, t: int, closure: Callable | None = None) -> Any:

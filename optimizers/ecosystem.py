@@ -58,6 +58,8 @@ class Mapping:
     rename: dict = field(default_factory=dict)
     split: dict = field(default_factory=dict)
     fixed: dict = field(default_factory=dict)
+    #: the rule's names the library reads from its constructor only, not per param group (declared to the suite)
+    constructor_only: tuple[str, ...] = ()
 
     def library_kwargs(self, hp: dict) -> dict:
         out = {}
@@ -73,6 +75,7 @@ class Mapping:
         parts = [f"{k}→{v}" for k, v in self.rename.items()]
         parts += [f"{k}→({a}, {b})" for k, (a, b) in self.split.items()]
         parts += [f"{k}={v!r}" for k, v in self.fixed.items()]
+        parts += [f"{k}: constructor only" for k in self.constructor_only]
         return ", ".join(parts) or "same names"
 
 
@@ -135,6 +138,7 @@ def factory(entry: Entry) -> Callable:
             opt.add_param_group = lambda group: add(library_group(group))
         return opt
 
+    build.constructor_only = m.constructor_only
     build.__signature__ = inspect.Signature(
         [inspect.Parameter("params", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
         + [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in m.takes])
@@ -179,6 +183,8 @@ def standalone_import(entry: Entry) -> str:
 # ---- the table ------------------------------------------------------------------------------------------------------
 ADAM_NAMES = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
 _PO = "pytorch_optimizer"   # pytorch-optimizer's classes take **kwargs and ignore unknown names: mappings are exact
+#: pytorch-optimizer's classes read maximize from the constructor (self.maximize, e.g. adamax.py:45), not per group
+_PO_MAXIMIZE = ("maximize",)
 
 ENTRIES: list[Entry] = [
     # ---- timm 1.0 (timm.optim): the classes named after a torch.optim rule -----------------------------------------
@@ -224,23 +230,26 @@ ENTRIES: list[Entry] = [
           variants=("sgdw",), path="storage_dtype=float64"),
     # ---- pytorch-optimizer 4 (its own classes; its 'adam', 'sgd', ... are torch.optim's) ----------------------------
     Entry("pytorch-optimizer", "pytorch_optimizer.AdaDelta", "adadelta",
-          Mapping(("lr", "rho", "eps", "weight_decay", "maximize")), f"{_PO}:AdaDelta",
+          Mapping(("lr", "rho", "eps", "weight_decay", "maximize"), constructor_only=_PO_MAXIMIZE), f"{_PO}:AdaDelta",
           "docstring: 'Adaptive updates based on accumulated squared gradients and updates' (Zeiler)",
           name="po_AdaDelta"),
     Entry("pytorch-optimizer", "pytorch_optimizer.AdaMax", "adamax",
-          Mapping(("lr", "betas", "eps", "weight_decay", "maximize")), f"{_PO}:AdaMax",
-          "docstring: 'Adam with an exponentially weighted infinity norm denominator'", name="po_AdaMax"),
+          Mapping(("lr", "betas", "eps", "weight_decay", "maximize"), constructor_only=_PO_MAXIMIZE), f"{_PO}:AdaMax",
+          "docstring: 'Adam with an exponentially weighted infinity norm denominator'", name="po_AdaMax",
+          variants=("adamax_group_step",)),
     Entry("pytorch-optimizer", "pytorch_optimizer.RAdam", "radam",
           Mapping(("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay", "maximize"),
-                  rename={"decoupled_weight_decay": "weight_decouple"}), f"{_PO}:RAdam",
+                  rename={"decoupled_weight_decay": "weight_decouple"}, constructor_only=_PO_MAXIMIZE), f"{_PO}:RAdam",
           "docstring: 'Rectified Adam'", name="po_RAdam"),
     Entry("pytorch-optimizer", "pytorch_optimizer.SGDW", "sgd",
-          Mapping(("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")), f"{_PO}:SGDW",
+          Mapping(("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"), constructor_only=_PO_MAXIMIZE),
+          f"{_PO}:SGDW",
           "docstring: 'SGD with optional decoupled weight decay' (weight_decouple=True by default)",
           name="po_SGDW", variants=("sgdw",)),
     Entry("pytorch-optimizer", "pytorch_optimizer.QHAdam", "adam",
           Mapping(("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay", "maximize"),
-                  rename={"decoupled_weight_decay": "weight_decouple"}, fixed={"nus": (1.0, 1.0)}),
+                  rename={"decoupled_weight_decay": "weight_decouple"}, fixed={"nus": (1.0, 1.0)},
+                  constructor_only=_PO_MAXIMIZE),
           f"{_PO}:QHAdam", "QHAdam paper (Ma & Yarats 2019): ν = (1, 1) recovers Adam", name="po_QHAdam"),
     # ---- torch-optimizer 0.3 -----------------------------------------------------------------------------------------
     Entry("torch-optimizer", "torch_optimizer.RAdam", "radam", Mapping(("lr", "betas", "eps", "weight_decay")),

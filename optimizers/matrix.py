@@ -18,7 +18,7 @@ an empty example database, so that the table is regenerated as committed. The ve
 * ``differs (subnormals)`` — the updates conform but where the case feeds subnormal numbers: every update
   counterexample has a subnormal parameter or gradient (an implementation that flushes them to zero, as XLA does
   on CPU);
-* ``differs (side effects)`` — the updates conform, but a contract check fails (writes into .grad, state lost in a
+* ``differs (side effects)`` — the updates conform, but a contract check fails (writes into .grad, a group's hyperparameter ignored, state lost in a
   state_dict round trip, a replaced parameter, closure, zero_grad);
 * ``differs (domain)`` — the class refuses (ValueError) hyperparameter values inside the rule's domain, e.g. lr = 0;
   the cases it accepts conform;
@@ -59,6 +59,7 @@ COMMAND = "python -m optimizers.matrix"
 SIDE_EFFECT_TESTS = ("test_step_never_writes_grad", "test_state_dict_round_trip", "test_step_with_closure",
                      "test_zero_grad_leaves", "test_without_zero_grad_gradients_accumulate")
 VALIDATION_TESTS = ("test_rejects_hyperparameters_outside",)
+DOMAIN_TESTS = ("test_accepts_hyperparameters_inside",)
 CATEGORIES = ["crash", "updates", "float64 precision", "subnormals", "side effects", "domain",
               "validation"]   # worst first
 UPDATE_LEVEL = ("crash", "updates")     # what a variant must not leave for the difference to be its convention
@@ -138,6 +139,8 @@ def category(failure: dict) -> str:
         return _error_category(message)
     if test.startswith(VALIDATION_TESTS):
         return "validation"
+    if test.startswith(DOMAIN_TESTS):
+        return "domain"
     if "distinct failures" in message.split("\n", 1)[0]:
         members = []
         if "does not conform" in message or "does not satisfy" in message:
@@ -149,6 +152,8 @@ def category(failure: dict) -> str:
             members.append("side effects")
         return min(members, key=CATEGORIES.index) if members else "updates"
     if test.startswith(SIDE_EFFECT_TESTS) and failure.get("kind") != "trajectory":
+        return "side effects"
+    if failure.get("ignored group hyperparameters"):   # the updates are the rule's with the constructor's value
         return "side effects"
     return "updates"
 

@@ -28,7 +28,7 @@ TAXONOMY = {
     "subnormals": "the updates conform but where subnormal numbers are fed or formed: it flushes them to zero",
     "known deviation": "torch's rows: the rest conforms; torch's named known deviations concern this class and path",
     "side effects": "the updates conform; a contract check fails (writes into .grad, sets p.grad = None, state lost "
-                    "in a state_dict round trip)",
+                    "in a state_dict round trip, a param group's hyperparameter ignored for the constructor's)",
     "validation only": "the updates conform; it refuses values inside the rule's domain (searched with them held "
                        "out) or accepts values outside it",
     "conforms": "every test passed",

@@ -107,3 +107,36 @@ class ChangesGlobalState(torch.optim.SGD):
         torch.manual_seed(1234)
         np.random.seed(1234)
         return loss
+
+
+class ConstructorMaximize(torch.optim.SGD):
+    """maximize read from the constructor for every param group, as some libraries keep it (``self.maximize``)."""
+
+    def __init__(self, params, *args, maximize=False, **kwargs):
+        super().__init__(params, *args, maximize=maximize, **kwargs)
+        self.constructor_maximize = maximize
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        own = [g["maximize"] for g in self.param_groups]
+        for g in self.param_groups:
+            g["maximize"] = self.constructor_maximize
+        try:
+            return super().step(closure)
+        finally:
+            for g, m in zip(self.param_groups, own):
+                g["maximize"] = m
+
+
+class ConstructorMaximizeDeclared(ConstructorMaximize):
+    """ConstructorMaximize, declaring it to the suite: every param group is then given the constructor's value."""
+
+    constructor_only = ("maximize",)
+
+
+class RefusesZeroLr(torch.optim.SGD):
+    """The constructor refuses lr = 0 (inside the rule's domain) with a failed assert, as lion-pytorch does."""
+
+    def __init__(self, params, lr=1e-3, *args, **kwargs):
+        assert lr > 0
+        super().__init__(params, lr, *args, **kwargs)

@@ -184,8 +184,7 @@ class Adan(Optimizer):
                 if not state:
                     state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_diff=torch.zeros_like(p),
                                  exp_avg_sq=torch.zeros_like(p), pre_grad=g.clone())
-                state["step"] += 1
-                t = state["step"]
+                t = self._advance(group, state)
                 diff = self._difference(g, state["pre_grad"])
                 state["exp_avg"].lerp_(g, 1 - β1)
                 state["exp_avg_diff"].lerp_(diff, 1 - β2)
@@ -201,12 +200,32 @@ class Adan(Optimizer):
                 state["pre_grad"].copy_(g)
         return loss
 
+    def _advance(self, group, state):
+        """t: this parameter's steps."""
+        state["step"] += 1
+        return state["step"]
+
     def _difference(self, g, previous):
         return g - previous
 
     def _nesterov(self, g, diff, β2):
         """g_t + β2 (g_t − g_{t−1}), whose square n averages."""
         return diff.mul(β2).add_(g)
+
+
+class AdanGroupStep(Adan):
+    """Adan with t its group's step() count, advancing also for a parameter without a gradient (rule
+    ``adan_group_step``), as the official code (sail-sg/Adan) and timm count it: one counter in the param group."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            group["step"] = group.get("step", 0) + 1
+        return super().step(closure)
+
+    def _advance(self, group, state):
+        state["step"] += 1      # kept, unused: the state a per-parameter Adan has
+        return group["step"]
 
 
 class Lamb(Optimizer):

@@ -53,7 +53,16 @@ class LambTrustRatioInverted(modern.Lamb):
 
 
 Lion, Adopt, AdEMAMix, Adan, Lamb = modern.Lion, modern.Adopt, modern.AdEMAMix, modern.Adan, modern.Lamb
+AdanGroupStep = modern.AdanGroupStep
 ScheduleFreeSGD, ScheduleFreeAdamW = modern.ScheduleFreeSGD, modern.ScheduleFreeAdamW
+
+
+class AdanGroupStepCountsParameterSteps(modern.AdanGroupStep):
+    """t counts this parameter's own steps, as torch's rules do, where the variant counts the group's step() calls."""
+
+    def _advance(self, group, state):
+        return modern.Adan._advance(self, group, state)
+
 
 PLANTED = [
     ("LionEmaWithBeta1", "lion", "the EMA m decays with β1 instead of β2"),
@@ -93,7 +102,12 @@ PLANTED += [
     ("ScheduleFreeSGDBetaSwapped", "schedulefree_sgd", "y = β z + (1 − β) x instead of (1 − β) z + β x"),
     ("ScheduleFreeAdamWWeightSumOffByOne", "schedulefree_adamw", "c = w_t / Σ_{s<t} w_s instead of w_t / Σ_{s≤t} w_s"),
 ]
+PLANTED += [
+    ("AdanGroupStepCountsParameterSteps", "adan_group_step",
+     "t counts the parameter's own steps instead of its group's step() calls"),
+]
 CORRECT += [
+    ("AdanGroupStep", "adan_group_step", "Adan with t kept in the param group, advanced once per step()"),
     ("ScheduleFreeSGD", "schedulefree_sgd", "_foreach ops over a group, z and x kept, y = lerp(z, x, β)"),
     ("ScheduleFreeAdamW", "schedulefree_adamw", "y advanced in place (lerp to z, then the update), x kept for eval"),
 ]

@@ -149,6 +149,36 @@ def _flushing_explains(case: Case, actual, expected, t: int, i: int, index: tupl
     return len(tol) <= t or bool(err <= tol[t][i][index])
 
 
+def _within(actual, expected, tol) -> bool:
+    with np.errstate(invalid="ignore"):
+        return all(bool(np.all(np.abs(np.asarray(a) - e) <= tl)) for a_t, e_t, tl_t in zip(actual, expected, tol)
+                   for a, e, tl in zip(a_t, e_t, tl_t))
+
+
+def ignored_group_values(case: Case, actual, t: int) -> list[str]:
+    """The hyperparameters (other than the scheduled learning rate) that some parameter group sets apart from the
+    constructor's and that the implementation ignores: with the constructor's value in every group instead, its
+    trajectory up to the failing step ``t`` conforms. Tried one name at a time; judged as the case was."""
+    from properties.tolerances import step_tolerances, tolerances
+    from reference.trajectory import Group, reference_trajectory
+    first = case.groups[0].hp
+    names = [n for n in first if not (n == "lr" and case.rule.hyper(n).scheduled)
+             and any(not g.inherits and g.hp.get(n) != first[n] for g in case.groups[1:])]
+    out = []
+    for n in names:
+        alt = dataclasses.replace(case, groups=[Group(g.indices, {**g.hp, n: first[n]}, g.inherits) for g in case.groups],
+                                  grads=case.grads[:t + 1], lrs=case.lrs[:t + 1],
+                                  notes={k: v for k, v in case.notes.items() if k != "error bounds"})
+        if case.notes.get("judged") == "step by step":
+            expected, tol = step_tolerances(alt, actual[:t + 1])
+        else:
+            expected = reference_trajectory(alt)
+            tol = tolerances(alt, expected)
+        if len(expected) == t + 1 and _within(actual[:t + 1], expected, tol):
+            out.append(n)
+    return out
+
+
 def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, tol) -> None:
     """Every parameter after every step within tolerance of the reference; the first deviation explained."""
     __tracebackhide__ = True
@@ -179,6 +209,9 @@ def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, t
                        "judged": case.notes.get("judged", "over the trajectory")}
             flushing = _flushing_explains(case, actual, expected, t, i, index, float(err[index]))
             details["subnormals"] = "flushing explains it" if flushing else "IEEE"
+            ignored = ignored_group_values(case, actual, t) if len(case.groups) > 1 else []
+            details["ignored group hyperparameters"] = ignored
+            constructor = case.groups[0].hp
             tiny = torch.finfo(case.dtype).tiny
             raise NonConformance("\n".join([
                 f"{subject.id} does not conform to rule {case.rule.name!r} ({case.rule.source}).",
@@ -186,6 +219,9 @@ def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, t
                    f"'s smallest normal ({tiny:.3g}), and the implementation is within the bound of one that flushes "
                    "them to zero (FTZ/DAZ: GPU fast math, Triton, XLA on CPU); if it flushes by design, judge it "
                    "with --subnormals=flush"] if flushing else []),
+                *([f"  parameter groups: {', '.join(ignored)} set in a param group is ignored: every step is the "
+                   f"rule's with the constructor's {_hp({n: constructor[n] for n in ignored})} in every group (the "
+                   "torch.optim contract reads each group's own value from param_groups)"] if ignored else []),
                 f"  step {t} of {case.steps} (0-based), parameter {i} (shape {tuple(e.shape)}, group {k}), "
                 f"element {index}, dtype {str(case.dtype).replace('torch.', '')}",
                 f"  expected {_fmt(e[index])}   actual {_fmt(a[index])}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 #: test function name prefix -> category (the rest: update rule)
 BY_TEST = {
     "test_rejects_hyperparameters_outside": "validation",
+    "test_accepts_hyperparameters_inside": "validation",
     "test_dense_gradients_are_rejected": "validation",
     "test_step_never_writes_grad": "side effects",
     "test_state_dict_round_trip": "API contract",
@@ -36,9 +37,12 @@ def of_test(name: str) -> str:
 
 
 def of_failure(failure: dict) -> str:
-    """The category a failure counts under: its test's, or *subnormals* for an update-rule failure that flushing
-    subnormal numbers explains."""
+    """The category a failure counts under: its test's, *subnormals* for an update-rule failure that flushing
+    subnormal numbers explains, or *API contract* for one explained by a param group's hyperparameter ignored for
+    the constructor's (``assertions.ignored_group_values``)."""
     category = of_test(failure["test"].split("::")[-1])
     if category == "update rule" and failure.get("subnormals") == "flushing explains it":
         return "subnormals"
+    if category == "update rule" and failure.get("ignored group hyperparameters"):
+        return "API contract"
     return category

@@ -78,12 +78,17 @@ def _subjects(config) -> list[Subject]:
     try:
         factory = resolve(spec, RULES[rule_name])
         subnormals = config.getoption("subnormals") or getattr(factory, "subnormals", "ieee")
+        constructor_only = tuple(getattr(factory, "constructor_only", ()))
+        if unknown := [n for n in constructor_only if n not in RULES[rule_name].names]:
+            raise SpecError(f"{spec}: constructor_only names {', '.join(unknown)}, not hyperparameters of rule "
+                            f"{rule_name!r} ({', '.join(RULES[rule_name].names)})")
         quantized = config.getoption("quantized_state")
         subject = Subject(spec, factory, RULES[rule_name], spec, device=device, subnormals=subnormals,
                           compensation=config.getoption("compensation"),
                           quantization=None if quantized is None else _layout(quantized, RULES[rule_name]),
                           precision=None if config.getoption("precision") in (None, "parameters") else
-                          config.getoption("precision"), master=config.getoption("master_weights"))
+                          config.getoption("precision"), master=config.getoption("master_weights"),
+                          constructor_only=constructor_only)
         if config.ranks:  # a sharded constructor needs its process group: probe it in every rank
             from properties.ranks import probe_across
             probe_across(subject, config.ranks)
@@ -225,6 +230,8 @@ def pytest_report_header(config):
             f"implementation: {s.id}  rule: {s.rule.name} ({s.rule.source})  device: {s.device}",
             f"hyperparameters varied: {', '.join(s.varied()) or 'none'}",
             f"held at the rule's defaults: {', '.join(f'{k}={v!r}' for k, v in s.held().items()) or 'none'}",
+            *([f"read from the constructor only (declared; every param group given the constructor's value): "
+               + ", ".join(s.constructor_only)] if s.constructor_only else []),
             *([f"refused by the constructor (held at the default, the rest tested): "
                + "; ".join(f"{k} ({e})" for k, e in s.caps.rejected.items())] if s.caps.rejected else []),
             "API: " + ", ".join(f"{f}={'yes' if getattr(s.caps, f) else 'no'}"

@@ -650,6 +650,8 @@ class SubjectRunner:
     def run(self, hp, x0, grad, steps, lrs=None, layout=None, ctor_hp=None) -> Run:
         if lrs is not None and any(lr != hp["lr"] for lr in lrs) and not (self.param_groups and self.accepts("lr")):
             raise ValueError(f"test error: {self.name} cannot change lr between steps; the test should have skipped")
+        if ctor_hp is not None:   # what it reads from the constructor only is the groups' value there too
+            ctor_hp = {**ctor_hp, **{n: hp[n] for n in self.subject.constructor_only if n in hp}}
         return _driven(lambda case, feedback: implementation_trajectory(self.subject, case, feedback), self.rule, hp,
                        x0, grad, steps, lrs, layout, ctor_hp)
 

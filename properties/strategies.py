@@ -232,6 +232,8 @@ def cases(draw, subject, dtype: torch.dtype = torch.float64, max_steps: int = MA
         indices = tuple(sorted(order[bounds[k]:bounds[k + 1]]))
         inherits = k > 0 and min_groups == 1 and draw(_BOOLEANS)
         hp = dict(groups[0].hp) if inherits else draw(hyperparameters(rule, caps.accepted))
+        if k > 0:   # what the implementation declares it reads from the constructor only: the constructor's value
+            hp.update({n: groups[0].hp[n] for n in getattr(subject, "constructor_only", ())})
         groups.append(Group(indices, hp, inherits))
 
     steps = draw(_integers(1, max_steps))

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from optimizers.known_deviations import applicable
 from optimizers.adapters import construct, dense, make_params, same_grad, set_grads, set_lrs, snapshot, step
 from optimizers.loading import reproducer_import
+from reference.declarations import Choice, Flag, Pair
 from properties.assertions import NonConformance, grad_reproducer
 from properties.strategies import cases
 from properties.test_trajectory import check_trajectory, under_known_deviations
@@ -195,7 +196,7 @@ def test_add_param_group_joins_mid_trajectory(subject, data):
     join = data.draw(st.integers(0, case.steps - 1), label="join step")
     late = {i for g in case.groups[1:] for i in g.indices}
     grads = [[None if (i in late and t < join) else g for i, g in enumerate(row)] for t, row in enumerate(case.grads)]
-    case = dataclasses.replace(case, grads=grads)
+    case = dataclasses.replace(case, grads=grads, joins={k: join for k in range(1, len(case.groups))})
 
     class Joining:
         """The implementation, built on group 0 only; the other groups join through add_param_group."""
@@ -225,6 +226,47 @@ def test_add_param_group_joins_mid_trajectory(subject, data):
     check_trajectory(joining, case)
 
 
+def _inside_domain(rule, accepted):
+    """(name, value, hyperparameters) for each edge value of each accepted hyperparameter that the rule's
+    constraints leave as is (the others at their defaults, repaired where a constraint needs it): the values the
+    strategies draw first (zero, the bounds of the searched range)."""
+    out = []
+    for h in rule.hypers:
+        if h.name not in accepted:
+            continue
+        d = h.domain
+        values = ([False, True] if isinstance(d, Flag) else list(d.values) if isinstance(d, Choice) else
+                  list(d.edges) + [tuple(e if j == i else p.edges[0] if p.edges else h.default[j]
+                                         for j, p in enumerate(d.parts)) for i, part in enumerate(d.parts)
+                                   for e in part.edges] if isinstance(d, Pair) else list(d.edges))
+        for v in values:
+            hp = rule.repair({**rule.defaults(), h.name: v})
+            if v != h.default and hp[h.name] == v:
+                out.append((h.name, v, hp))
+    return out
+
+
+def test_accepts_hyperparameters_inside_the_rule_domain(subject):
+    """Constructing with each edge value of the rule's domain (zero, the bounds of the searched range) succeeds: a
+    constructor that refuses one narrows the rule. The other tests hold refused values out (a case the constructor
+    refuses with ValueError or a failed assert is not judged) and search the rest; this test reports them."""
+    accepted = subject.caps.accepted
+    refused = []
+    ndims = subject.rule.ndims
+    shape = (2,) if ndims is None or 1 in ndims else (2,) * ndims[0]
+    for name, v, hp in _inside_domain(subject.rule, accepted):
+        p = torch.nn.Parameter(torch.zeros(shape, dtype=DTYPE))
+        kwargs = {**{k: w for k, w in hp.items() if k in accepted}, **subject.fixed}
+        try:
+            subject.factory([p], **kwargs)
+        except Exception as e:   # noqa: BLE001 — any refusal counts; the message names it
+            refused.append(f"{name}={v!r} ({type(e).__name__}: {e})")
+    if refused:
+        raise NonConformance(f"{subject.id}: the constructor refuses values inside the domain of rule "
+                             f"{subject.rule.name!r} "
+                             f"(held out of the other tests, which search the rest): {'; '.join(refused)}")
+
+
 def _out_of_domain(rule):
     """(hyperparameter, invalid value) pairs derived from the rule's declaration, and invalid combinations."""
     out = []
@@ -247,6 +289,8 @@ def _rejection_script(subject, kwargs: dict, message: str) -> str:
                       "try:", f"    Impl([p], **{literal})",
                       "except (ValueError, TypeError, RuntimeError, AssertionError) as e:",
                       "    print('rejected:', type(e).__name__, e)",
+                      "except Exception as e:   # refused, but not with the exception torch.optim raises",
+                      f"    raise AssertionError({message!r}) from e",
                       "else:", f"    raise AssertionError({message!r})"])
 
 
@@ -261,12 +305,16 @@ def test_rejects_hyperparameters_outside_the_rule_domain(subject):
         tried += 1
         p = torch.nn.Parameter(torch.zeros(2, dtype=DTYPE))
         kwargs = {**{k: v for k, v in subject.rule.defaults().items() if k in accepted}, **subject.fixed, **hp}
+        rejects = (f"torch.optim.{subject.rule.torch_class} rejects it with ValueError" if subject.rule.torch_class
+                   else "outside the rule's domain, a torch.optim-style constructor raises ValueError")
         try:
             subject.factory([p], **kwargs)
         except (ValueError, TypeError, RuntimeError, AssertionError):
             continue
-        message = (f"{subject.id} accepted {what}; torch.optim.{subject.rule.torch_class or 'its class'} rejects it "
-                   "with ValueError")
+        except Exception as e:   # noqa: BLE001 — refused, but not as the contract says
+            message = f"{subject.id} rejected {what} with {type(e).__name__} ({e}), not ValueError; {rejects}"
+        else:
+            message = f"{subject.id} accepted {what}; {rejects}"
         failure = pytest.fail.Exception(message, pytrace=False)
         failure.details = {"reproducer": _rejection_script(subject, kwargs, message)}
         raise failure

@@ -57,7 +57,7 @@ def check_zero_grad_and_accumulation(subject, problem, x0: torch.Tensor, cut: in
     __tracebackhide__ = True
     params = _split(x0, cut, subject.rule.ndims)
     kwargs = _constructor_args(subject)
-    opt = adapters.call(subject, f"the constructor, given {kwargs}", subject.factory, list(params), **kwargs)
+    opt = adapters.constructed(subject, f"the constructor, given {kwargs}", list(params), **kwargs)
     running = [None] * len(params)
     for t in range(steps):
         if zero_grad:

@@ -312,10 +312,12 @@ def error_bounds(case: Case, restart: list[list[np.ndarray]] | None = None,
                 states = [_restarted(case, states[k], [restart_states[step - 1][i] for i in b], b, step)
                           for k, b in enumerate(blocks)]
             for k, b in enumerate(blocks):
-                if grads[b[0]] is None:
-                    continue
                 hp = {name: hyperparameter(v, scalar_dtype(compute), name in fractions)
                       for name, v in case.hp_at(b[0], step).items()}
+                if grads[b[0]] is None:
+                    if case.rule.idle is not None and case.present(b[0], step):   # the group's counters advance
+                        states[k] = both_ways(lambda: case.rule.idle(states[k], **hp), r)
+                    continue
                 before = params[k]
                 θ = Bounded(before.v, before.e + _underflow(before.v, c, compute, flush), k=before.k)
                 if case.rule.sparse_gradients:

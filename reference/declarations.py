@@ -177,6 +177,10 @@ class Rule:
     #: ``update`` is ``(x, fg, state, **hp) -> (x, state, info)``; such a rule is judged by the closure tests
     #: (``properties/test_lbfgs.py``), not by the open-loop ones that feed gradients
     closure: bool = False
+    #: what a ``step()`` does to the state of a parameter that has no gradient at it, ``idle(state, **hp) -> state``
+    #: (θ is untouched); None: nothing, the parameter is skipped (torch's rules: t counts the parameter's own steps).
+    #: A rule whose counters are its parameter group's (t advances at every step()) declares it
+    idle: Callable[..., dict] | None = None
 
     def __repr__(self) -> str:
         return f"Rule({self.name})"

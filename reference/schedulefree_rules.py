@@ -39,7 +39,7 @@ from reference.declarations import Choice, Hyper, Pair, Real, Rule
 from reference.rules import BETA, BETA2, EPS, LR, WD
 
 
-def _average_weight(state, t, γ, r, weight_lr_power):
+def average_weight(state, t, γ, r, weight_lr_power):
     """(lr_max_t, Σ_{s≤t} w_s, c_{t+1}) from the state before step t and the warmed-up rate γ_t."""
     lr_max = γ if t == 1 or γ > state["lr_max"] else state["lr_max"]
     if weight_lr_power == 0:
@@ -54,7 +54,7 @@ def _average_weight(state, t, γ, r, weight_lr_power):
     return lr_max, weight_sum, c
 
 
-def _warmed_up(lr, t, warmup_steps):
+def warmed_up(lr, t, warmup_steps):
     """γ_t = γ·t/W during the first W steps, γ after."""
     return lr * (t / warmup_steps) if t <= warmup_steps else lr
 
@@ -73,8 +73,8 @@ def schedulefree_sgd(θ, g, state, *, lr, momentum, weight_decay, warmup_steps, 
     θ ← y_t = (1 − β) z_t + β x_t
     """
     t = state.get("t", 0) + 1
-    γ = _warmed_up(lr, t, warmup_steps)
-    lr_max, weight_sum, c = _average_weight(state, t, γ, r, weight_lr_power)
+    γ = warmed_up(lr, t, warmup_steps)
+    lr_max, weight_sum, c = average_weight(state, t, γ, r, weight_lr_power)
     z, x = state.get("z", θ), state.get("x", θ)
     if weight_decay != 0:
         g = g + weight_decay * θ
@@ -124,8 +124,8 @@ def schedulefree_adamw(θ, g, state, *, lr, betas, eps, weight_decay, warmup_ste
     """
     β1, β2 = betas
     t = state.get("t", 0) + 1
-    γ = _warmed_up(lr, t, warmup_steps)
-    lr_max, weight_sum, c = _average_weight(state, t, γ, r, weight_lr_power)
+    γ = warmed_up(lr, t, warmup_steps)
+    lr_max, weight_sum, c = average_weight(state, t, γ, r, weight_lr_power)
     z, x = state.get("z", θ), state.get("x", θ)
     v = β2 * state.get("v", torch.zeros_like(θ)) + (1 - β2) * g * g
     d = torch.sqrt(v / (1 - β2**t)) + eps

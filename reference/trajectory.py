@@ -41,6 +41,9 @@ class Case:
     lrs: list[list[float]]
     dtype: torch.dtype = torch.float64
     notes: dict = field(default_factory=dict)
+    #: group index -> the step before which it is added with ``add_param_group`` (absent: there from the start); a
+    #: group's parameters have no gradient before then, and no step() of the optimizer counts for them either
+    joins: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
         groups = "; ".join(f"{list(g.indices)}{' (inherits)' if g.inherits else ''}: {g.hp}" for g in self.groups)
@@ -56,6 +59,10 @@ class Case:
 
     def group_of(self, i: int) -> int:
         return next(k for k, g in enumerate(self.groups) if i in g.indices)
+
+    def present(self, i: int, step: int) -> bool:
+        """Whether parameter ``i`` is in the optimizer at ``step`` (its group has joined)."""
+        return step >= self.joins.get(self.group_of(i), 0)
 
     def hp_at(self, i: int, step: int) -> dict:
         """The hyperparameters parameter ``i`` is updated with at ``step`` (lr as scheduled)."""
@@ -86,6 +93,8 @@ def reference_trajectory(case: Case, dtype: torch.dtype = torch.float64,
         grads = row if feedback is None else feedback([p.to(torch.float64).numpy().copy() for p in params], step)
         for i, g in enumerate(grads):
             if g is None:
+                if case.rule.idle is not None and case.present(i, step):
+                    states[i] = case.rule.idle(states[i], **case.hp_at(i, step))
                 continue
             params[i], states[i] = case.rule.update(params[i], gradient(case, g, dtype), states[i], **case.hp_at(i, step))
         out.append([p.to(torch.float64).numpy().copy() for p in params])

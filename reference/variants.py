@@ -15,7 +15,9 @@ import torch
 
 from reference.cancellation import cancelling
 from reference.declarations import Rule
-from reference.rules import ADAMW, RADAM, RMSPROP, SGD, radam
+from reference.modern_rules import ADAN, ADEMAMIX, LAMB
+from reference.rules import ADAMAX, ADAMW, RADAM, RMSPROP, SGD, radam
+from reference.schedulefree_rules import SCHEDULEFREE_ADAMW, SCHEDULEFREE_SGD, average_weight, warmed_up
 
 
 def _variant(base: Rule, update, name: str, source: str, **changes) -> Rule:
@@ -124,4 +126,43 @@ def adamw_eps_floor(θ, g, state, *, lr, betas, eps, weight_decay, amsgrad, maxi
 ADAMW_EPS_FLOOR = _variant(ADAMW, adamw_eps_floor, "adamw_eps_floor",
                            "heavyball's AdamW; adamw with ε as a floor of √v̂ (max(√v̂, ε)) instead of √v̂ + ε")
 
-VARIANT_RULES = (SGDW, RMSPROP_TF, RADAM_DECOUPLED, ADAMW_EPS_FLOOR)
+
+# ---- t counted per parameter group ---------------------------------------------------------------------------------
+def count_step(state, **hp):
+    """A step() without this parameter's gradient: its group's step count t advances; nothing else changes."""
+    return {**state, "t": state.get("t", 0) + 1}
+
+
+def count_schedulefree_step(state, *, lr, warmup_steps, r, weight_lr_power, **hp):
+    """A step() without this parameter's gradient, in Schedule-Free: the group's t, lr_max and Σw advance as at any
+    step (γ_t warmed up, lr_max_t = max(lr_max_{t−1}, γ_t), Σw += t^r lr_max_t^p); z, x and θ are untouched."""
+    t = state.get("t", 0) + 1
+    lr_max, weight_sum, _ = average_weight(state, t, warmed_up(lr, t, warmup_steps), r, weight_lr_power)
+    return {**state, "t": t, "lr_max": lr_max, "weight_sum": weight_sum}
+
+
+def _group_step(base: Rule, libraries: str, idle=count_step) -> Rule:
+    """``base`` with its step count t kept per parameter group, as ``libraries`` keep it (``group['step'] += 1``
+    once per step(), before the parameter loop): t advances at every step(), also at one where the parameter has
+    no gradient (``idle``), so its bias corrections and schedules count steps it did not take. The update of a
+    step with a gradient is ``base``'s, formula for formula."""
+    def update(θ, g, state, **hp):
+        return base.update(θ, g, state, **hp)
+
+    update.__doc__ = (f"{base.name} with t the parameter group's step() count, advancing also at a step where this "
+                      f"parameter has no gradient (θ and the rest of its state then unchanged).\n\n" + base.formula)
+    return _variant(base, update, f"{base.name}_group_step", f"{libraries}; {base.name} with t counted per group",
+                    idle=idle)
+
+
+ADAMAX_GROUP_STEP = _group_step(ADAMAX, "pytorch-optimizer's AdaMax")
+ADEMAMIX_GROUP_STEP = _group_step(ADEMAMIX, "pytorch-optimizer's AdEMAMix")
+ADAN_GROUP_STEP = _group_step(ADAN, "the official Adan (sail-sg/Adan), timm's and pytorch-optimizer's Adan")
+LAMB_GROUP_STEP = _group_step(LAMB, "timm's Lamb")
+SCHEDULEFREE_SGD_GROUP_STEP = _group_step(SCHEDULEFREE_SGD, "the official schedulefree package",
+                                          count_schedulefree_step)
+SCHEDULEFREE_ADAMW_GROUP_STEP = _group_step(SCHEDULEFREE_ADAMW, "the official schedulefree package",
+                                            count_schedulefree_step)
+
+VARIANT_RULES = (SGDW, RMSPROP_TF, RADAM_DECOUPLED, ADAMW_EPS_FLOOR, ADAMAX_GROUP_STEP, ADEMAMIX_GROUP_STEP,
+                 ADAN_GROUP_STEP, LAMB_GROUP_STEP, SCHEDULEFREE_SGD_GROUP_STEP, SCHEDULEFREE_ADAMW_GROUP_STEP)
