@@ -16,8 +16,7 @@ ASSESSMENTS: dict[str, dict] = {
                   "rule's ρ_t > 5 (equal unless ρ_t = 5 exactly)",
         "source": "optax/_src/transform.py:849 "
                   "(https://github.com/google-deepmind/optax/blob/v0.2.8/optax/_src/transform.py#L849)",
-        "variant": "radam_eps_hat (new; not in reference/variants.py): radam with ε on the bias-corrected root: "
-                   "if ρ_t ≥ 5: θ ← θ − γ r_t m̂ / (√(v_t/(1 − β2^t)) + ε), else θ ← θ − γ m̂",
+        "variant": "optax_radam",
     },
     # ---- heavyball 3.2.1 (wheel, not installed; read unpacked) ------------------------------------------------------
     "heavyball.AdamW": {
@@ -79,11 +78,10 @@ ASSESSMENTS: dict[str, dict] = {
         "reason": "t is the group's step count: group['step'] += 1 once per step() (adamax.py:169) and 1 − β1^t "
                   "uses it (:173), so a parameter without a gradient at some step is corrected for steps it did not "
                   "take (matrix counterexample: gradients −1, None, −1 give −0.99660, the per-parameter t −0.99600); "
-                  "the other update counterexamples are maximize read from the constructor (adamax.py:45), not the "
-                  "group, which also negates p.grad in place (side effect)",
+                  "maximize is read from the constructor (adamax.py:45), not the group (the mapping declares it "
+                  "constructor-only), and p.grad is negated in place (side effect)",
         "source": "pytorch_optimizer/optimizer/adamax.py:169",
-        "variant": "adamax_group_step (new): adamax with t = the number of step() calls on the parameter's group "
-                   "(advancing also when its gradient is None): θ ← θ − γ m_t / ((1 − β1^t) u_t)",
+        "variant": "adamax_group_step",
     },
     "pytorch_optimizer.RAdam": {
         "verdict": "likely bug",
@@ -105,11 +103,10 @@ ASSESSMENTS: dict[str, dict] = {
     "pytorch_optimizer.SGDW": {
         "verdict": "convention",
         "reason": "weight_decouple=True by default (sgd.py:186) decays θ ← θ(1 − γλ) before the step: the existing "
-                  "sgdw variant (measured: ≤9e-16 over lr, momentum, dampening, λ, nesterov, foreach on/off); the "
-                  "sgdw run's remaining update failures all have a group whose maximize differs from the "
-                  "constructor's: maximize is read from self.maximize (sgd.py:197) — a side effect, like negating "
-                  "p.grad in place and, with nesterov, grad.add_(buf) into p.grad (sgd.py:317); validation: "
-                  "momentum = 1 refused (sgd.py:194), NegativeLRError for lr < 0",
+                  "sgdw variant (measured: ≤9e-16 over lr, momentum, dampening, λ, nesterov, foreach on/off); "
+                  "maximize is read from self.maximize (sgd.py:197), not the group (the mapping declares it "
+                  "constructor-only); side effects: p.grad negated in place and, with nesterov, grad.add_(buf) into "
+                  "p.grad (sgd.py:317); validation: momentum = 1 refused (sgd.py:194), NegativeLRError for lr < 0",
         "source": "pytorch_optimizer/optimizer/sgd.py:186",
         "variant": "sgdw",
     },
@@ -210,8 +207,7 @@ ASSESSMENTS: dict[str, dict] = {
                   "official code after T only for β1 > β3, outside the rule's domain; NegativeLRError (not "
                   "ValueError) for lr < 0 (validation)",
         "source": "pytorch_optimizer/optimizer/ademamix.py:202",
-        "variant": "ademamix_group_step (new): ademamix with t = the group's step() count in 1 − β1^t, 1 − β2^t "
-                   "and the schedulers",
+        "variant": "ademamix_group_step",
     },
     "po_Adan": {
         "verdict": "convention",
@@ -219,7 +215,7 @@ ASSESSMENTS: dict[str, dict] = {
                   ":214-215); t is the group's step count (adan.py:239), as in the official sail-sg/Adan ('assume "
                   "same step across group'); NegativeLRError for lr < 0 (validation)",
         "source": "pytorch_optimizer/optimizer/adan.py:239",
-        "variant": "adan_group_step (new): adan with t = the group's step() count in 1 − β1^t, 1 − β2^t, 1 − β3^t",
+        "variant": "adan_group_step",
     },
     "po_Lamb": {
         "verdict": "likely bug",
@@ -241,7 +237,7 @@ ASSESSMENTS: dict[str, dict] = {
                   "(adan.py:6); otherwise the rule's; validation: weight_decay < 0 accepted (no check in __init__, "
                   "adan.py:75-84)",
         "source": "timm/optim/adan.py:139",
-        "variant": "adan_group_step (new): adan with t = the group's step() count in the three bias corrections",
+        "variant": "adan_group_step",
     },
     "timm_Lamb": {
         "verdict": "convention",
@@ -250,7 +246,7 @@ ASSESSMENTS: dict[str, dict] = {
                   "validation: β < 0 accepted (only lr, eps, weight_decay are checked, lamb.py:112-114); timm's own "
                   "default always_adapt=False skips the trust ratio when weight_decay = 0",
         "source": "timm/optim/lamb.py:193",
-        "variant": "lamb_group_step (new): lamb with t = the group's step() count in 1 − β1^t, 1 − β2^t",
+        "variant": "lamb_group_step",
     },
     "to_Lamb": {
         "verdict": "different formula",
@@ -293,7 +289,7 @@ ASSESSMENTS: dict[str, dict] = {
                   "a gradient for every parameter at every step it matches the rule to ~4e-16 and .eval() gives x; "
                   "it also writes into p.grad (SGD adds λy, AdamWScheduleFree divides by the denominator in place)",
         "source": f"schedulefree/{file}:{line}",
-        "variant": "the rule with t, lr_max and Σw counted per group (every step() of the group)",
+        "variant": "schedulefree_sgd_group_step" if "SGD" in name else "schedulefree_adamw_group_step",
     } for name, file, line in (("sf_SGDScheduleFree", "sgd_schedulefree.py", 126),
                                ("sf_SGDScheduleFreeReference", "sgd_schedulefree_reference.py", 124),
                                ("sf_AdamWScheduleFree", "adamw_schedulefree.py", 125),

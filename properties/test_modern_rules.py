@@ -254,3 +254,10 @@ def test_schedulefree_eval_mode_holds_the_average_x(name, rule, hp):
     assert torch.allclose(p.detach(), state["x"], rtol=1e-12, atol=1e-14)
     opt.train()
     assert torch.allclose(p.detach(), θ, rtol=1e-12, atol=1e-14)
+
+
+def test_ademamix_repair_keeps_beta1_positive_for_the_smallest_subnormal_beta3():
+    # β3 = 5e-324 (the smallest subnormal), β1 = 0 with the schedulers on: β3 / 2 rounds to 0, so β1 = β3
+    r = RULES["ademamix"]
+    hp = r.repair({**r.defaults(), "betas": (0.0, 0.999, 5e-324), "t_alpha_beta3": 2})
+    assert r.valid(hp) and hp["betas"][0] > 0

@@ -146,7 +146,7 @@ def _schedulers_repair(hp):
     β1, β2, β3 = hp["betas"]
     β1, β3 = sorted((β1, β3))
     β3 = β3 or 0.9999
-    return {**hp, "betas": (β1 or β3 / 2, β2, β3)}
+    return {**hp, "betas": (β1 or β3 / 2 or β3, β2, β3)}   # β3 / 2 is 0 for the smallest subnormal β3
 
 
 ADEMAMIX = Rule(
