@@ -364,6 +364,13 @@ def implementation_trajectory(subject: Subject, case: Case, feedback: Feedback |
             out[-1] = [θ + c for θ, c in zip(out[-1], compensations[-1], strict=True)]
         elif compensations is not None and subject.master is not None:   # the master as θ + (master − θ)
             held = buffers(opt, params, [(subject.master,)] * len(params))
+            state = getattr(opt, "state", {})
+            for i, (p, h) in enumerate(zip(params, held)):
+                kept = state.get(p, {}) if hasattr(state, "get") else {}
+                if kept and subject.master not in h:
+                    raise ImplementationError(
+                        f"{subject.id}: after step {t} parameter {i}'s state has no tensor {subject.master!r} (the "
+                        f"--master-weights key); its state keys are {', '.join(map(str, kept)) or 'none'}")
             compensations.append([h[subject.master] - θ if subject.master in h else np.zeros(np.shape(θ))
                                   for θ, h in zip(out[-1], held, strict=True)])
             out[-1] = [θ + c for θ, c in zip(out[-1], compensations[-1], strict=True)]

@@ -25,17 +25,62 @@ from typing import Any, Callable, Iterable
 
 @dataclass(frozen=True)
 class Conversion:
-    """A value converted on its way to the target (``to``) and back (``back``, for the target's defaults)."""
+    """A value converted on its way to the target (``to``) and back (``back``, for the target's defaults).
+
+    ``code``: ``to`` as the source of a Python expression that needs only the standard library (a lambda), for the
+    standalone reproducers (``optimizers/optax_standalone.py``) to write out; None where it cannot be written so
+    (those reproducers then import the suite's adapter). It must compute what ``to`` computes; a callable ``to``
+    returns may differ in kind (``Power`` compares by value for the adapter's compile cache, a lambda does not
+    need to)."""
 
     to: Callable[[Any], Any]
     back: Callable[[Any], Any]
     why: str
+    code: str | None = None
 
 
 #: optax's aliases take ``momentum=None`` for "no momentum"; 0 through ``optax.trace`` would be the same arithmetic,
 #: but None is the path an optax user without momentum runs.
 NONE_FOR_ZERO = Conversion(to=lambda v: None if v == 0 else v, back=lambda v: 0.0 if v is None else v,
-                           why="optax spells no momentum None")
+                           why="optax spells no momentum None", code="lambda v: None if v == 0 else v")
+
+#: optax.contrib's schedule-free aliases spell "no warm-up" ``warmup_steps=None`` (a step count: back to the int 0)
+NO_WARMUP = Conversion(to=lambda v: None if v == 0 else v, back=lambda v: 0 if v is None else v,
+                       why="optax spells none None", code="lambda v: None if v == 0 else v")
+
+
+@dataclass(frozen=True)
+class Power:
+    """The clip function s ↦ s^p of ADOPT's clip exponent p, as ``optax.contrib.adopt``'s ``clip_value_fn`` (its
+    default is ``lambda x: x**0.25``; optax calls it with the step count before the increment, the paper's s = t − 1).
+    A dataclass rather than a lambda: equal exponents give equal (and hashable) functions, so the adapter compiles
+    once per p, not once per step."""
+
+    p: float
+
+    def __call__(self, s):
+        return s ** self.p
+
+
+def _exponent(fn: Callable) -> Any:
+    """p for a power function s ↦ s^p (optax's default clip function gives 0.25); ``fn`` itself otherwise."""
+    if isinstance(fn, Power):
+        return fn.p
+    import math
+    try:
+        p = round(math.log2(float(fn(2.0))), 12)
+        if math.isclose(float(fn(3.0)), 3.0 ** p, rel_tol=1e-9):
+            return p
+    except (TypeError, ValueError, ArithmeticError):
+        pass
+    return fn
+
+
+#: ADOPT's clip exponent p (None: no clipping) as optax.contrib.adopt's (use_clipping, clip_value_fn)
+CLIP_EXPONENT = Conversion(to=lambda p: (False, None) if p is None else (True, Power(p)),
+                           back=lambda v: _exponent(v[1]) if v[0] else None,
+                           why="optax takes the clip function s ↦ s^p, and use_clipping=False for none",
+                           code="lambda p: (False, None) if p is None else (True, lambda s: s ** p)")
 
 
 @dataclass(frozen=True)
@@ -122,18 +167,20 @@ OPTAX: tuple[Convention, ...] = (
                                         "eps": "eps", "weight_decay": "weight_decay"},
                inexpressible={"t_alpha_beta3": "optax.contrib.ademamix takes schedules for α and β3, not a warm-up "
                                                "length (held at none)"}),
+    Convention("adopt", "adopt", {"lr": "learning_rate", "betas": ("b1", "b2"), "eps": "eps",
+                                  "clip_exp": ("use_clipping", "clip_value_fn")},
+               conversions={"clip_exp": CLIP_EXPONENT},
+               inexpressible={"weight_decay": NO_WEIGHT_DECAY, "maximize": NO_MAXIMIZE,
+                              "decoupled_weight_decay": NO_WEIGHT_DECAY}),
     Convention("schedulefree_adamw", "schedule_free_adamw", {
         "lr": "learning_rate", "betas": ("b1", "b2"), "eps": "eps", "weight_decay": "weight_decay",
         "warmup_steps": "warmup_steps", "weight_lr_power": "weight_lr_power"},
-        conversions={"warmup_steps": Conversion(to=lambda v: None if v == 0 else v,
-                                                back=lambda v: 0 if v is None else v, why="optax spells none None")},
+        conversions={"warmup_steps": NO_WARMUP},
         inexpressible={"r": "optax's weight is lr_max^p alone (r = 0)"}),
     Convention("schedulefree_sgd", "schedule_free_sgd", {
         "lr": "learning_rate", "momentum": "b1", "weight_decay": "weight_decay", "warmup_steps": "warmup_steps",
         "weight_lr_power": "weight_lr_power"},
-        conversions={"warmup_steps": Conversion(to=lambda v: None if v == 0 else v,
-                                                back=lambda v: 0 if v is None else v, why="optax spells none None"),
-                     "weight_decay": NONE_FOR_ZERO},
+        conversions={"warmup_steps": NO_WARMUP, "weight_decay": NONE_FOR_ZERO},
         inexpressible={"r": "optax's weight is lr_max^p alone (r = 0)"}),
 )
 

@@ -140,3 +140,9 @@ class RefusesZeroLr(torch.optim.SGD):
     def __init__(self, params, lr=1e-3, *args, **kwargs):
         assert lr > 0
         super().__init__(params, lr, *args, **kwargs)
+
+
+class ConstructorOnlyTypo(ConstructorMaximize):
+    """Declares a name that is not one of the rule's hyperparameters (a typo of maximize)."""
+
+    constructor_only = ("maximise",)

@@ -12,7 +12,10 @@ and delegate the arithmetic to optax:
   learning rate, changed in ``param_groups`` between steps (as the suite's schedules and torch's LR schedulers do),
   reaches optax through ``opt_state.hyperparams`` (cast by optax to the parameters' dtype, as a schedule's value
   is); every other hyperparameter is a Python number, as in ``optax.adam(lr, b1=0.9)``, so optax's own scalar
-  arithmetic on it is what its users get;
+  arithmetic on it is what its users get, and a callable one (given, or an alias's default such as
+  ``optax.contrib.adopt``'s ``clip_value_fn``) is static too, which ``inject_hyperparams`` would otherwise take for a
+  schedule and replace by its value (``static_args``); only the alias's numeric defaults that the suite does not
+  pass stay injected, as inject_hyperparams does;
 * each parameter is its own pytree with its own optax state: ``updates, state = tx.update(g, state, θ)``,
   ``θ ← optax.apply_updates(θ, sign·updates)``, under ``jax.jit`` as training code runs it, then written back into
   the torch parameter in place (identity, dtype, shape and device kept);
@@ -67,11 +70,34 @@ def _keywords(names) -> tuple[str, ...]:
 _COMPILED: dict = {}
 
 
+def is_number(value: Any) -> bool:
+    """Whether ``optax.inject_hyperparams`` would inject ``value`` as a number (a traced array in the state)."""
+    return isinstance(value, (int, float, np.ndarray, jax.Array)) and not isinstance(value, bool)
+
+
+def static_args(fn: Callable, kwargs: dict) -> tuple[str, ...]:
+    """The ``static_args`` of ``optax.inject_hyperparams(fn)`` for the keyword arguments ``kwargs``: every one given
+    but the learning rate (a Python constant, as its users pass it), and every parameter of ``fn`` left at a default
+    that is not a number. ``inject_hyperparams`` binds the defaults too and takes any callable among them for a
+    schedule, which it calls with the step count and passes on *as its value*: a callable hyperparameter such as
+    ``optax.contrib.adopt``'s ``clip_value_fn`` (default ``lambda x: x**0.25``) would reach the alias as a traced
+    number and fail when called ("'DynamicJaxprTracer' object is not callable"). Numeric defaults stay injected, as
+    the learning rate is."""
+    given = [k for k in kwargs if k != "learning_rate"]
+    kinds = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    defaults = [n for n, p in inspect.signature(fn).parameters.items()
+                if n not in kwargs and p.kind not in kinds and p.default is not inspect.Parameter.empty
+                and not is_number(p.default)]
+    return tuple(given + defaults)
+
+
 def _transformation_and_update(fn: Callable, kwargs: dict, sign: int, x64: bool) -> tuple[Any, Callable]:
     """(the transformation, ``(g, state, θ) -> (θ', state')`` under jax.jit) for these keyword arguments: only the
     learning rate is injected (it changes between steps); every other hyperparameter is a Python constant, as in
     ``optax.adam(lr, b1=0.9)``, so that optax's scalar arithmetic on it (``1 - b1`` in Python, ``b2 ** count`` in
-    JAX) is its users'. Compiled once per distinct set of them (and shape, dtype)."""
+    JAX) is its users', and a callable one (a clip function) reaches the alias as the callable (``static_args``).
+    Compiled once per distinct set of them (and shape, dtype): a converted callable compares by value
+    (``conventions.Power``) so that it does not recompile every step."""
     fixed = tuple(sorted((k, v) for k, v in kwargs.items() if k != "learning_rate"))
     key = (fn, fixed, sign, x64)
     try:
@@ -80,7 +106,7 @@ def _transformation_and_update(fn: Callable, kwargs: dict, sign: int, x64: bool)
         key = None
     except KeyError:
         pass
-    tx = optax.inject_hyperparams(fn, static_args=tuple(k for k, _ in fixed))(**kwargs)
+    tx = optax.inject_hyperparams(fn, static_args=static_args(fn, kwargs))(**kwargs)
 
     @jax.jit
     def update(g, state, theta):
