@@ -79,6 +79,8 @@ BAD_RULES = [
                                                              r"does not declare"),
     ("no-docstring", "def bare(θ, g, state, *, lr):\n    return θ - lr * g, {}\nRULE = Rule('mine', bare, "
      "hypers=(LR,), source='s')", r"bare has no docstring; write the rule's formula there"),
+    ("idle-not-callable", "RULE = Rule('mine', step, hypers=(LR,), source='s', idle={'t': 1})",
+     r"idle is a dict; it should be None or a function \(state, \*\*hp\) -> state"),
     ("defaults-violate-constraint", "RULE = Rule('mine', step, hypers=(LR,), source='s', constraints=(Constraint("
      "'lr above 1', holds=lambda hp: hp['lr'] > 1, repair=lambda hp: hp),))",
      r"the defaults violate the rule's own constraint 'lr above 1'"),

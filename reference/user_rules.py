@@ -52,6 +52,8 @@ def problems(rule: Rule) -> list[str]:
     if not (rule.update.__doc__ or "").strip():
         out.append(f"{rule.update.__name__} has no docstring; write the rule's formula there (every failure "
                    "prints it)")
+    if rule.idle is not None and not callable(rule.idle):
+        out.append(f"idle is a {type(rule.idle).__name__}; it should be None or a function (state, **hp) -> state")
     names = [getattr(h, "name", None) for h in rule.hypers]
     for h in rule.hypers:
         if not isinstance(h, Hyper):
