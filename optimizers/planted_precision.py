@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from optimizers.planted import _SGD
+from optimizers.planted import _SGD, _loss
 
 COMPENSATION = "kahan_comp"
 LOW_PRECISION = (torch.bfloat16, torch.float16)
@@ -103,6 +103,7 @@ class AdamFloat32State(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        loss = _loss(closure)
         for group in self.param_groups:
             β1, β2 = group["betas"]
             for p in group["params"]:
@@ -120,6 +121,7 @@ class AdamFloat32State(torch.optim.Optimizer):
                 v.mul_(β2).addcmul_(g.to(v.dtype), g.to(v.dtype), value=1 - β2)
                 denom = (v.float() / (1 - β2**t)).sqrt() + group["eps"]
                 self._store(p, state, θ - group["lr"] / (1 - β1**t) * m.float() / denom)
+        return loss
 
     def _start(self, p, state):
         pass

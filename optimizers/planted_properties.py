@@ -12,12 +12,7 @@ import math
 import torch
 from torch.optim import Optimizer
 
-
-def _loss(closure):
-    if closure is None:
-        return None
-    with torch.enable_grad():
-        return closure()
+from optimizers.planted import _loss
 
 
 # ---- SGD -----------------------------------------------------------------------------------------------------------
