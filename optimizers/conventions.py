@@ -42,11 +42,12 @@ class Conversion:
 #: optax's aliases take ``momentum=None`` for "no momentum"; 0 through ``optax.trace`` would be the same arithmetic,
 #: but None is the path an optax user without momentum runs.
 NONE_FOR_ZERO = Conversion(to=lambda v: None if v == 0 else v, back=lambda v: 0.0 if v is None else v,
-                           why="optax spells no momentum None", code="lambda v: None if v == 0 else v")
+                           why="optax spells none None (no momentum, no weight decay)",
+                           code="lambda v: None if v == 0 else v")
 
 #: optax.contrib's schedule-free aliases spell "no warm-up" ``warmup_steps=None`` (a step count: back to the int 0)
 NO_WARMUP = Conversion(to=lambda v: None if v == 0 else v, back=lambda v: 0 if v is None else v,
-                       why="optax spells none None", code="lambda v: None if v == 0 else v")
+                       why="optax spells no warm-up None", code="lambda v: None if v == 0 else v")
 
 
 @dataclass(frozen=True)

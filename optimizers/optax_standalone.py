@@ -1,15 +1,15 @@
 """An optax optimizer's reproducer that needs only optax, JAX, NumPy and torch: the suite's adapter
 (``optimizers/optax_adapter.py``) written out as a small ``torch.optim.Optimizer`` in the script itself, its
-hyperparameter translation (the declared convention, ``optimizers/conventions.py``) as data. It runs as the adapter
-runs: one optax state per parameter, a parameter without a gradient left alone with its state, the learning rate
-injected and every other hyperparameter a Python constant, the update under ``jax.jit``, float64 parameters in JAX's
+hyperparameter translation (the declared convention, ``optimizers/conventions.py``) as data and its value conversions
+as the code each ``Conversion`` declares (``momentum=None`` for 0, ``warmup_steps=None`` for 0, ADOPT's clip exponent
+as a clip function). It runs as the adapter runs: one optax state per parameter, a parameter without a gradient left
+alone with its state, the learning rate injected and every other hyperparameter a Python constant (a callable one, or
+a callable default, static: ``optax_adapter.static_args``), the update under ``jax.jit``, float64 parameters in JAX's
 64-bit mode and the others in its default 32-bit one.
 """
 from __future__ import annotations
 
-from optimizers.conventions import NONE_FOR_ZERO
-
-SHIM = '''import functools
+SHIM = """import inspect
 import jax
 import optax.contrib
 import jax.numpy as jnp
@@ -19,8 +19,9 @@ import optax
 import torch
 
 ALIAS = {alias}
+FIXED = {fixed!r}   # options the reproducer's alias fixes
 NAMES = {names!r}   # the rule's hyperparameters (torch's names) as optax's keywords
-NONE_FOR_ZERO = {none!r}   # optax spells "none" None where torch spells it 0
+CONVERT = {{{convert}}}
 SIGN = {sign!r}   # θ ← θ + SIGN · optax's update
 
 
@@ -29,8 +30,18 @@ def _numpy(t):
     return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16) if t.dtype == torch.bfloat16 else t.numpy()
 
 
+def _static(kwargs):
+    # every keyword given but the learning rate, and every default that is not a number (a callable default would
+    # otherwise be taken by inject_hyperparams for a schedule and passed on as its value)
+    number = lambda v: isinstance(v, (int, float, np.ndarray, jax.Array)) and not isinstance(v, bool)
+    return tuple(k for k in kwargs if k != "learning_rate") + tuple(
+        n for n, p in inspect.signature(ALIAS).parameters.items()
+        if n not in kwargs and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.default is not p.empty
+        and not number(p.default))
+
+
 class Impl(torch.optim.Optimizer):
-    """{what} as a torch.optim optimizer: one optax state per parameter."""
+    \"\"\"{what} as a torch.optim optimizer: one optax state per parameter.\"\"\"
 
     def __init__(self, params, **hyperparameters):
         super().__init__(params, hyperparameters)
@@ -40,15 +51,15 @@ class Impl(torch.optim.Optimizer):
         out = {{}}
         for name, keyword in NAMES.items():
             if name in group:
-                value = None if name in NONE_FOR_ZERO and group[name] == 0 else group[name]
+                value = CONVERT[name](group[name]) if name in CONVERT else group[name]
                 out.update(zip(keyword, value) if isinstance(keyword, tuple) else {{keyword: value}})
-        return out
+        return {{**out, **FIXED}}
 
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
             kwargs = self._kwargs(group)
-            static = tuple(k for k in kwargs if k != "learning_rate")
+            static = _static(kwargs)
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -69,21 +80,22 @@ class Impl(torch.optim.Optimizer):
                     out = np.asarray(theta)
                     p.copy_(torch.from_numpy(out.view(np.int16).copy()).view(torch.bfloat16)
                            if out.dtype.name == "bfloat16" else torch.from_numpy(np.array(out)).to(p.dtype))
-'''
+"""
 
 
 def standalone_optax(factory) -> str | None:
     """The reproducer lines that bind ``Impl`` for an adapted optax optimizer (``optax_adapter.optax_optimizer``'s
-    factory) without the suite; None if its convention converts a value otherwise than None for 0."""
+    factory) without the suite: its convention's conversions are written out from their ``code``
+    (``conventions.Conversion``); None if one has none (the reproducer then imports the suite's adapter)."""
     from optimizers.optax_adapter import alias_of
-    if any(conv is not NONE_FOR_ZERO for conv in factory.convention.conversions.values()):
+    conversions = factory.convention.conversions
+    if any(conv.code is None for conv in conversions.values()):
         return None
     import optax
     import optax.contrib
     fn, fixed = alias_of(factory.wraps)
     name = f"optax.{fn.__name__}" if getattr(optax, fn.__name__, None) is fn else f"optax.contrib.{fn.__name__}"
-    alias = f"functools.partial({name}, **{fixed!r})" if fixed else name
     c = factory.convention
-    none = tuple(n for n, conv in c.conversions.items() if conv is NONE_FOR_ZERO)
-    return SHIM.format(alias=alias, names=dict(c.names), none=none, sign=c.sign,
-                       what=f"{name}" + (f" with {fixed!r}" if fixed else ""))
+    convert = "".join(f"\n    {n!r}: {conv.code},   # {conv.why}" for n, conv in conversions.items())
+    return SHIM.format(alias=name, fixed=fixed, names=dict(c.names), convert=convert + ("\n" if convert else ""),
+                       sign=c.sign, what=f"{name}" + (f" with {fixed!r}" if fixed else ""))

@@ -344,6 +344,90 @@ def test_reproducer_of_an_optax_failure_runs_outside_the_suite(tmp_path):
         run.stdout + run.stderr)
 
 
+@needs_optax
+def test_callable_hyperparameter_reaches_optax_as_the_callable():
+    """optax.contrib.adopt takes its clip function as a callable (``clip_value_fn``, default ``lambda x: x**0.25``);
+    ``inject_hyperparams`` takes any callable for a schedule and passes on its *value*, so the adapter makes it
+    static (``optax_adapter.static_args``), given or a default, and keeps the learning rate injected. Through the
+    adapter, optax takes the rule's clip exponent p as s ↦ s^p (``conventions.Power``) and follows ADOPT's rule,
+    by hand (lr 0.1, β = (0.5, 0.75), ε = 1e-6, θ = 1, g = 2, 1, 16):
+      t = 1: v = 4, θ stays 1;   t = 2 (s = 1): n = 1/√4 = 0.5 (clip 1^p = 1), m = 0.25, θ = 0.975, v = 3.25
+      t = 3 (s = 2): n = 16/√3.25 = 8.875 clipped to ±2^p;  m = 0.5·0.25 + 0.5·clip;  θ = 0.975 − 0.1·m
+        p = 0.25: clip 1.18921, θ = 0.903040;  p = 0.5: clip 1.41421, θ = 0.891789;  None (use_clipping=False):
+        θ = 0.975 − 0.1·(0.125 + 0.5·8.87524) = 0.518740.
+    Before the fix every step raised TypeError: 'DynamicJaxprTracer' object is not callable."""
+    import optax.contrib
+    from optimizers.optax_adapter import static_args
+    assert "clip_value_fn" in static_args(optax.contrib.adopt, {"learning_rate": 0.1, "b1": 0.5})
+    assert "learning_rate" not in static_args(optax.contrib.adopt, {"learning_rate": 0.1, "b1": 0.5})
+    subject = adapted("optax.contrib:adopt", "adopt")
+    for p, expected in [(0.25, 0.9030396442498639), (0.5, 0.8917893218813452), (None, 0.5187398430198167)]:
+        case = _case("adopt", {"lr": 0.1, "betas": (0.5, 0.75), "eps": 1e-6, "clip_exp": p}, [1.0],
+                     [[2.0], [1.0], [16.0]])
+        trajectory = [θ[0].item() for θ in implementation_trajectory(subject, case)]
+        assert trajectory[:2] == [1.0, 0.975] and trajectory[2] == pytest.approx(expected, rel=1e-12), (p, trajectory)
+        check_trajectory(subject, case, known_deviations=False)
+    # optax's own default clip function, left unpassed (the generic convention, which holds clip_exp at 0.25: the
+    # row's crash before ADOPT's convention was declared), is static too and gives the p = 0.25 value
+    from optimizers.conventions import generic_convention
+    from optimizers.optax_adapter import optax_optimizer
+    rule = RULES["adopt"]
+    generic = generic_convention("adopt", rule.names, "adopt", inspect.signature(optax.contrib.adopt).parameters)
+    assert "clip_exp" not in generic.names
+    held = Subject("optax.contrib:adopt (generic)", optax_optimizer(optax.contrib.adopt, rule, generic), rule,
+                   "optax.contrib:adopt")
+    case = _case("adopt", {"lr": 0.1, "betas": (0.5, 0.75), "eps": 1e-6}, [1.0], [[2.0], [1.0], [16.0]])
+    assert implementation_trajectory(held, case)[2][0].item() == pytest.approx(0.9030396442498639, rel=1e-12)
+    # the learning rate stays injected, changed between steps as the suite's schedules do: 0 at t = 2 leaves θ at 1
+    # (m = 0.25 all the same), and t = 3 gives θ = 1 − 0.1·(0.125 + 0.5·2^0.25) = 0.928040
+    case = _case("adopt", {"lr": 0.1, "betas": (0.5, 0.75), "eps": 1e-6}, [1.0], [[2.0], [1.0], [16.0]],
+                 lrs=[0.1, 0.0, 0.1])
+    trajectory = [θ[0].item() for θ in implementation_trajectory(subject, case)]
+    assert trajectory[:2] == [1.0, 1.0] and trajectory[2] == pytest.approx(0.9280396442498639, rel=1e-12), trajectory
+
+
+@needs_optax
+def test_optax_adopt_first_step_is_not_skipped():
+    """optax.contrib.adopt (0.2.8, contrib/_adopt.py) does not skip ADOPT's first step, which only sets v = g²
+    (the paper's v_0, the official code's ``if step == 0: ...; continue``): it forms clip(g/max(√ν_0, ε), ±0^p)
+    with ν_0 = 0 and multiplies it by 1 − b1_ = 0. Where that quotient is NaN (g = 0 and ε = 0, or ε rounding to
+    0 in the parameters' dtype: 1e-8 in float16) or ±inf without clipping (g = 1, ε = 0), 0·NaN (0·inf) puts NaN
+    in m and θ for good, where the rule leaves θ at −1. With ε > 0 the same case conforms. If optax changes, this
+    fails: the finding is then out of date."""
+    subject = adapted("optax.contrib:adopt", "adopt")
+    for p, g in [(0.25, 0.0), (None, 1.0)]:
+        case = _case("adopt", {"lr": 0.0, "betas": (0.0, 0.999), "eps": 0.0, "clip_exp": p}, [-1.0], [[g]])
+        assert np.isnan(implementation_trajectory(subject, case)[0][0].item()), (p, g)
+        with pytest.raises(NonConformance):
+            check_trajectory(subject, case, known_deviations=False)
+        check_trajectory(subject, dataclasses.replace(case, groups=[Group((0,), {**case.groups[0].hp, "eps": 1e-6})]),
+                         known_deviations=False)
+
+
+@needs_optax
+@pytest.mark.parametrize("spec, rule, hp, grad", [
+    ("optax.contrib:schedule_free_sgd", "schedulefree_sgd", {"lr": 1.0, "momentum": 0.9, "warmup_steps": 1}, -1.0),
+    ("optax.contrib:adopt", "adopt", {"lr": 0.0, "betas": (0.0, 0.999), "eps": 0.0}, 0.0)])
+def test_reproducer_with_converted_values_runs_outside_the_suite(tmp_path, spec, rule, hp, grad):
+    """The rows whose convention converts values (schedule-free's warmup_steps 0 → None, ADOPT's clip exponent →
+    (use_clipping, clip function)) print a reproducer with the conversions written out, not an import of the
+    suite's adapter: it runs in an empty directory, the suite not importable, and fails on its assertion with
+    the value the adapter gives."""
+    subject = adapted(spec, rule)
+    case = _case(rule, hp, [0.0], [[grad]])
+    with pytest.raises(NonConformance) as failure:
+        check_trajectory(subject, case, known_deviations=False)
+    script = str(failure.value).split("-" * 72)[1]
+    assert "sys.path" not in script and "optimizers" not in script and "from reference" not in script, script
+    (tmp_path / "repro.py").write_text(script)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run([sys.executable, "repro.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env=env)
+    actual = implementation_trajectory(subject, case)[-1][0].item()
+    assert run.returncode == 1 and run.stderr.strip().splitlines()[-1] == "AssertionError", run.stdout + run.stderr
+    assert f"actual {actual!r}," in run.stdout, (actual, run.stdout)
+
+
 def test_a_reference_run_that_forms_a_subnormal_is_recognised():
     """SGD with lr 1 from θ = 1e-300 on g = 1e-300 − 1e-316 (both normal) lands within a few 1e-316 of 0, a
     subnormal result: recognised. From θ = 1 on g = 1e-300 (θ stays 1) it forms none."""
