@@ -281,6 +281,96 @@ ASSESSMENTS: dict[str, dict] = {
         "source": "timm/optim/lion.py:59",
         "variant": "",
     },
+    # ---- rows assessed after the second edition (timm 1.0.31, heavyball 3.2.1 on torch 2.13 CPU, optax 0.2.8) ------
+    "timm_RMSpropTF": {
+        "verdict": "convention",
+        "reason": "TensorFlow's RMSprop as its docstring lists (rmsprop_tf.py:33-36: v_0 = 1 at :143, ε inside √ at "
+                  ":274/:277, lr in the momentum buffer at :284): against the rmsprop_tf rule ≤2e-14 relative over 400 "
+                  "random 8-step runs (both foreach paths) except centered with α = 0, where ṽ = v − ḡ² is 0 in exact "
+                  "arithmetic and square_avg.addcmul(grad_avg, grad_avg, value=-1) (:274; foreach :349) forms it "
+                  "with one rounding: the exact fl(g²) − g², e.g. −6.29e-12 for g = 317.2277660168379, below "
+                  "−ε = −1e-12, so √ is NaN even at lr = 0 (the rule's plain v − ḡ·ḡ gives 0 there); "
+                  "reference/cancellation.py calls that sign undetermined, yet the reproducer asserts finiteness; "
+                  "those NaN cases are the variant run's only failures",
+        "source": "timm/optim/rmsprop_tf.py:274",
+        "variant": "rmsprop_tf",
+    },
+    **{name: {
+        "verdict": "differs (not assessed)",
+        "reason": "not heavyball's formula: torch 2.13's torch.compile (aot_eager and inductor alike; heavyball compiles "
+                  "every step by default, utils.py:25/:105) silently drops in-place writes to 0-d float64 tensors: "
+                  "def h(x, y): x.copy_(x + y) leaves a 0-d float64 x unchanged (float32 and 1-d are updated); with "
+                  "storage_dtype='float64' that loses " + what + "; with heavyball.utils.compile_mode = None the row "
+                  "matches " + rest,
+        "source": "heavyball/utils.py:105 (decorator_knowngood compiles the step; defect in torch 2.13 "
+                  "torch.compile, reproduced without heavyball)",
+        "variant": variant,
+    } for name, what, rest, variant in (
+        ("heavyball_AdamW_float64",
+         "a 0-d parameter's m and v, so θ never moves (g = −1, γ = 1e-3: −1.0 three steps running; 1-d −0.999, "
+         "−0.998, −0.997) and at ε = 0 it is 0/0 = NaN",
+         "adamw_eps_floor to ≤3.7e-8 relative (0-d and 1-d): the float32 learning rate (chainable.py:2594), which "
+         "storage_dtype does not change; p.grad set to None (consume_grad)", "adamw_eps_floor"),
+        ("heavyball_NAdam_float64",
+         "mu_product, always a 0-d float64 state (chainable.py:274), so 1 − μ-product stays 0 and every update is "
+         "±inf, for every shape (inf from step 1; NaN at lr = 0)",
+         "nadam (decoupled_weight_decay=True) to ≤8.4e-7 relative: ε floor and float32 lr; coupled decay as for "
+         "heavyball.NAdam", "nadam_eps_floor (new, see heavyball.NAdam)"),
+        ("heavyball_SGD_float64",
+         "a 0-d parameter's momentum buffer: b stays 0 and each step is −γg (β = 0.9, g = −1 then +1, "
+         "γ = 1e-3: −0.999 then −1.0, where momentum gives −0.9991)",
+         "sgdw to ≤7.6e-7 relative: the float32 lr (θ = −1, γ = 1e-3, g = −1 gives −0.9989999999525025)", "sgdw"),
+    )},
+    "optax_adamw": {
+        "verdict": "subnormals",
+        "reason": "the formula is the rule's (21 tests pass); the one update counterexample forms a subnormal: "
+                  "θ_0 = 2.2250738585072014e-308 (the smallest normal), g = 0, γ = 1e-3, λ = 0.01: λθ and γλθ are "
+                  "subnormal and XLA on CPU flushes them to zero (jnp: 2.2250738585072014e-308 * 1e-5 = 0.0, NumPy "
+                  "2.2250738585e-313), so optax's update is −0.0 and θ stays where the rule's θ(1 − γλ) = "
+                  "2.225051607768616e-308; validation: lr < 0 accepted (optax checks nothing)",
+        "source": "optax/transforms/_adding.py:35 (add_decayed_weights; the flush is XLA's)",
+        "variant": "",
+    },
+    "optax_adan": {
+        "verdict": "likely bug",
+        "reason": "optax keeps the official code's β convention for the EMAs (m, v, n = b·old + (1 − b)·new; defaults "
+                  "0.98, 0.92, 0.99) but weights the gradient difference by 1 − b2 where Algorithm 1 of the paper "
+                  "it cites has 1 − β2 = b2: n uses (g + (1 − b2)Δ)² (transform.py:666) and the step m̂ + (1 − b2)v̂ "
+                  "(:674), i.e. 0.08 for 0.92 at the defaults; open fix: google-deepmind/optax PR #1715. That "
+                  "formula, with eps_root = 1e-8 inside √ (adan's default, alias.py:815) and decay θ − γλθ − γu "
+                  "(add_decayed_weights, alias.py:922: the rule's no_prox form, though the docstring writes the "
+                  "proximal /(1 + λη), alias.py:866) reproduces optax to 6.2e-15 over 30 random 5-step runs, the "
+                  "rule with eps_root = 1e-8 is off by up to 10.6× (relative); step 1 (Δ = 0) differs only by "
+                  "eps_root: 5e-12 at g = 1, γ = 1e-3; lr < 0 accepted",
+        "source": "optax/_src/transform.py:666 "
+                  "(https://github.com/google-deepmind/optax/blob/v0.2.8/optax/_src/transform.py#L666); "
+                  "optax/_src/transform.py:674 "
+                  "(https://github.com/google-deepmind/optax/blob/v0.2.8/optax/_src/transform.py#L674)",
+        "variant": "",
+    },
+    **{name: {
+        "verdict": "likely bug",
+        "reason": "the warm-up schedule is read at two different counts: the averaging weight at step_count, which "
+                  "starts at 1 (_schedule_free.py:150, read at :165), the base step through "
+                  + base + " at its own count from 0, so z moves by γ(t−1)/W while the weight uses γ t/W; the paper "
+                  "(c_{t+1} = γ_t²/Σγ_i², with γ_t the rate of that step) and the official code ((k+1)/W) use one "
+                  "rate; the first warm-up step is lost (" + example + "); open fix: google-deepmind/optax PR #1744; "
+                  "with that lag (and optax's float32 schedule values) it matches the rule to " + lag + ", and "
+                  "without warm-up to " + nowarm + extra,
+        "source": "optax/contrib/_schedule_free.py:150 "
+                  "(https://github.com/google-deepmind/optax/blob/v0.2.8/optax/contrib/_schedule_free.py#L150)",
+        "variant": "",
+    } for name, base, example, lag, nowarm, extra in (
+        ("optax_schedule_free_sgd", "alias.sgd(learning_rate) (:284)",
+         "θ_0 = −1, g = −1, γ = 1, β = 0.9, W = 1: −1.0 then −0.45 where the rule gives 0.0 then 0.55",
+         "5.5e-7", "3.5e-15; lr < 0 accepted", ""),
+        ("optax_schedule_free_adamw", "scale_by_learning_rate (:373)",
+         "γ = 0.1, W = 2, g = 1: θ stays −1.0",
+         "3.5e-6", "9.6e-16",
+         "; all of the matrix's counterexamples are b1 = 0, NaN at once because x is recovered as "
+         "(y − (1 − b1)z)/b1 (:195): documented ('requires the parameter b1 to be strictly positive', :130), "
+         "not a bug; lr < 0 accepted"),
+    )},
     # ---- schedulefree 1.4.1 ----------------------------------------------------------------------------------------
     **{name: {
         "verdict": "convention",

@@ -158,8 +158,9 @@ def _within(actual, expected, tol) -> bool:
 def ignored_group_values(case: Case, actual, t: int) -> list[str]:
     """The hyperparameters (other than the scheduled learning rate) that some parameter group sets apart from the
     constructor's and that the implementation ignores: with the constructor's value in every group instead, its
-    trajectory up to the failing step ``t`` conforms. Tried one name at a time; judged as the case was."""
-    from properties.tolerances import step_tolerances, tolerances
+    trajectory up to the failing step ``t`` conforms, every step determined (a finite bound: a case the rule leaves
+    undetermined explains nothing). Tried one name at a time; judged as the case was."""
+    from properties.tolerances import judgeable, step_tolerances, tolerances
     from reference.trajectory import Group, reference_trajectory
     first = case.groups[0].hp
     names = [n for n in first if not (n == "lr" and case.rule.hyper(n).scheduled)
@@ -174,7 +175,9 @@ def ignored_group_values(case: Case, actual, t: int) -> list[str]:
         else:
             expected = reference_trajectory(alt)
             tol = tolerances(alt, expected)
-        if len(expected) == t + 1 and _within(actual[:t + 1], expected, tol):
+        determined = len(expected) == t + 1 and judgeable(alt, expected, tol) and all(
+            np.all(np.isfinite(tl)) for row in tol for tl in row)
+        if determined and _within(actual[:t + 1], expected, tol):
             out.append(n)
     return out
 
