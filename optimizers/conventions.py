@@ -50,6 +50,19 @@ NO_WARMUP = Conversion(to=lambda v: None if v == 0 else v, back=lambda v: 0 if v
                        why="optax spells no warm-up None", code="lambda v: None if v == 0 else v")
 
 
+def _positive_first(v):
+    if v[0] <= 0:
+        raise ValueError(f"b1 = {v[0]!r}: optax.contrib.schedule_free_adamw requires b1 strictly positive (its "
+                         "docstring)")
+    return v
+
+
+#: optax.contrib.schedule_free_adamw documents "requires b1 strictly positive" (y interpolates towards x by b1): a
+#: documented restriction, so b1 = 0 is refused at construction (held out of the searches, reported once)
+POSITIVE_B1 = Conversion(to=_positive_first, back=lambda v: v, why="optax documents b1 > 0 for schedule-free AdamW",
+                         code="lambda v: v if v[0] > 0 else (_ for _ in ()).throw(ValueError('b1 must be > 0'))")
+
+
 @dataclass(frozen=True)
 class Power:
     """The clip function s ↦ s^p of ADOPT's clip exponent p, as ``optax.contrib.adopt``'s ``clip_value_fn`` (its
@@ -90,6 +103,8 @@ class Convention:
 
     ``names``: rule hyperparameter → target keyword, or a tuple of keywords for a pair (``betas`` → ``(b1, b2)``).
     ``inexpressible``: rule hyperparameter → why the target cannot express it (held at the rule's default).
+    ``fixed``: target keywords always passed, settings the rule has no hyperparameter for, chosen so that the target
+    computes the rule (``optax.adan``'s ``eps_root = 0``: the rule adds no ε inside the root).
     ``sign``: the target's result u is applied as θ ← θ + sign·u.
     """
 
@@ -99,14 +114,15 @@ class Convention:
     conversions: dict = field(default_factory=dict)
     inexpressible: dict = field(default_factory=dict)
     sign: int = +1
+    fixed: dict = field(default_factory=dict)
 
     @property
     def accepted(self) -> tuple[str, ...]:
         return tuple(self.names)
 
     def translate(self, hp: dict) -> dict:
-        """The target's keyword arguments for the rule's hyperparameters ``hp`` (those accepted)."""
-        out = {}
+        """The target's keyword arguments for the rule's hyperparameters ``hp`` (those accepted), and ``fixed``."""
+        out = dict(self.fixed)
         for name, keyword in self.names.items():
             if name not in hp:
                 continue
@@ -163,7 +179,8 @@ OPTAX: tuple[Convention, ...] = (
     # and optax.contrib's
     Convention("adan", "adan", {"lr": "learning_rate", "betas": ("b1", "b2", "b3"), "eps": "eps",
                                 "weight_decay": "weight_decay"},
-               inexpressible={"no_prox": "optax.adan has only its own form of the decay"}),
+               inexpressible={"no_prox": "optax.adan has only its own form of the decay"},
+               fixed={"eps_root": 0.0}),
     Convention("ademamix", "ademamix", {"lr": "learning_rate", "betas": ("b1", "b2", "b3"), "alpha": "alpha",
                                         "eps": "eps", "weight_decay": "weight_decay"},
                inexpressible={"t_alpha_beta3": "optax.contrib.ademamix takes schedules for α and β3, not a warm-up "
@@ -176,7 +193,7 @@ OPTAX: tuple[Convention, ...] = (
     Convention("schedulefree_adamw", "schedule_free_adamw", {
         "lr": "learning_rate", "betas": ("b1", "b2"), "eps": "eps", "weight_decay": "weight_decay",
         "warmup_steps": "warmup_steps", "weight_lr_power": "weight_lr_power"},
-        conversions={"warmup_steps": NO_WARMUP},
+        conversions={"warmup_steps": NO_WARMUP, "betas": POSITIVE_B1},
         inexpressible={"r": "optax's weight is lr_max^p alone (r = 0)"}),
     Convention("schedulefree_sgd", "schedule_free_sgd", {
         "lr": "learning_rate", "momentum": "b1", "weight_decay": "weight_decay", "warmup_steps": "warmup_steps",

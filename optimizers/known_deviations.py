@@ -410,6 +410,13 @@ def avoiding(subject, case: Case) -> Case:
     return case
 
 
+def shared_with_torch(case: Case, checks: tuple[str, ...] = ("trajectory", "steps")) -> list[KnownDeviation]:
+    """torch's known deviations of the rule ``case``'s rule writes another way (itself, or its ``base``) that
+    ``case`` runs into: where another implementation deviates on such a case, it deviates as torch does."""
+    names = {case.rule.name, case.rule.base}
+    return [d for d in DEVIATIONS if d.check in checks and d.torch_class.lower() in names and d.when(case)]
+
+
 def applicable(subject, case: Case, checks: str | tuple[str, ...] = "trajectory") -> list[KnownDeviation]:
     """torch's deviations, and those declared with ``--known-deviations FILE``, that ``case`` runs into in one of
     ``checks`` (a case judged step by step runs into the trajectory's deviations and those of its own check)."""

@@ -60,7 +60,7 @@ SIDE_EFFECT_TESTS = ("test_step_never_writes_grad", "test_state_dict_round_trip"
                      "test_zero_grad_leaves", "test_without_zero_grad_gradients_accumulate")
 VALIDATION_TESTS = ("test_rejects_hyperparameters_outside",)
 DOMAIN_TESTS = ("test_accepts_hyperparameters_inside",)
-CATEGORIES = ["crash", "updates", "float64 precision", "subnormals", "side effects", "domain",
+CATEGORIES = ["crash", "updates", "float64 precision", "subnormals", "known deviation", "side effects", "domain",
               "validation"]   # worst first
 UPDATE_LEVEL = ("crash", "updates")     # what a variant must not leave for the difference to be its convention
 ORDER = ["crashes", "differs (updates)", "differs by convention", "differs (float64 precision)",
@@ -155,6 +155,8 @@ def category(failure: dict) -> str:
         return "side effects"
     if failure.get("ignored group hyperparameters"):   # the updates are the rule's with the constructor's value
         return "side effects"
+    if failure.get("torch's known deviations"):   # torch deviates on this case the same way
+        return "known deviation"
     return "updates"
 
 
@@ -211,7 +213,8 @@ def findings(report: dict | None, rc: int | None, output: str) -> list[dict]:
                     "what": what, "error": f.get("error"),
                     "max_error": f.get("max_error"), "tolerance": f.get("tolerance"),
                     "reproducer": f.get("reproducer"), "message": message, "dtype": f.get("dtype"),
-                    "expected": f.get("expected"), "subnormal inputs": f.get("subnormal inputs")})
+                    "expected": f.get("expected"), "subnormal inputs": f.get("subnormal inputs"),
+                    "torch's known deviations": f.get("torch's known deviations") or []})
     subnormals_only(out)
     precision_only(out)
     return out
@@ -234,7 +237,7 @@ def verdict(base: list[dict], known: list[dict], variant: str | None) -> str:
         return "differs by convention" if variant else "differs (float64 precision)"
     if "subnormals" in cats:
         return "differs (subnormals)"
-    if known:
+    if known or "known deviation" in cats:
         return "differs (known deviation)"
     if "side effects" in cats:
         return "differs (side effects)"

@@ -26,7 +26,8 @@ TAXONOMY = {
     "precision": "the updates conform but for lower-precision arithmetic inside (float32 in float64 parameters): the "
                  "largest relative error is given",
     "subnormals": "the updates conform but where subnormal numbers are fed or formed: it flushes them to zero",
-    "known deviation": "torch's rows: the rest conforms; torch's named known deviations concern this class and path",
+    "known deviation": "the rest conforms; torch's named known deviations concern this class and path (torch's rows), "
+                       "or this row deviates as torch does on the cases one of them names",
     "side effects": "the updates conform; a contract check fails (writes into .grad, sets p.grad = None, state lost "
                     "in a state_dict round trip, a param group's hyperparameter ignored for the constructor's)",
     "validation only": "the updates conform; it refuses values inside the rule's domain (searched with them held "
@@ -89,7 +90,9 @@ def one_line(row: dict) -> str:
         return row.get("reason", "")
     shown = [f for f in row.get("findings", []) if f["category"] != "known deviation"] or row.get("findings", [])
     if row["verdict"] == "known deviation" or (shown and shown[0]["category"] == "known deviation"):
-        return "known deviations: " + ", ".join(f["test"] for f in row["findings"] if f["category"] == "known deviation")
+        names = [n for f in row["findings"] if f["category"] == "known deviation"
+                 for n in (f.get("torch's known deviations") or [f["test"]])]
+        return "known deviations: " + ", ".join(dict.fromkeys(names))
     shown = sorted(shown, key=lambda f: WORST_FIRST.index(f["category"]) if f["category"] in WORST_FIRST else 99)
     return cell(shown[0]["what"], 140) if shown else ""
 

@@ -97,5 +97,6 @@ def standalone_optax(factory) -> str | None:
     name = f"optax.{fn.__name__}" if getattr(optax, fn.__name__, None) is fn else f"optax.contrib.{fn.__name__}"
     c = factory.convention
     convert = "".join(f"\n    {n!r}: {conv.code},   # {conv.why}" for n, conv in conversions.items())
+    fixed = {**c.fixed, **fixed}
     return SHIM.format(alias=name, fixed=fixed, names=dict(c.names), convert=convert + ("\n" if convert else ""),
                        sign=c.sign, what=f"{name}" + (f" with {fixed!r}" if fixed else ""))

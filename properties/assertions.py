@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from optimizers.adapters import Subject
+from optimizers.known_deviations import shared_with_torch
 from optimizers.loading import reproducer_import
 from reference.sparse import SparseGrad
 from reference.trajectory import Case
@@ -149,6 +150,11 @@ def _flushing_explains(case: Case, actual, expected, t: int, i: int, index: tupl
     return len(tol) <= t or bool(err <= tol[t][i][index])
 
 
+def _is_torch(subject: Subject) -> bool:
+    factory = getattr(subject.factory, "wraps", subject.factory)
+    return getattr(factory, "__module__", "").startswith("torch.optim")
+
+
 def _within(actual, expected, tol) -> bool:
     with np.errstate(invalid="ignore"):
         return all(bool(np.all(np.abs(np.asarray(a) - e) <= tl)) for a_t, e_t, tl_t in zip(actual, expected, tol)
@@ -214,6 +220,8 @@ def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, t
             details["subnormals"] = "flushing explains it" if flushing else "IEEE"
             ignored = ignored_group_values(case, actual, t) if len(case.groups) > 1 else []
             details["ignored group hyperparameters"] = ignored
+            shared = [] if _is_torch(subject) else [d.name for d in shared_with_torch(case)]
+            details["torch's known deviations"] = shared
             constructor = case.groups[0].hp
             tiny = torch.finfo(case.dtype).tiny
             raise NonConformance("\n".join([
@@ -225,6 +233,8 @@ def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, t
                 *([f"  parameter groups: {', '.join(ignored)} set in a param group is ignored: every step is the "
                    f"rule's with the constructor's {_hp({n: constructor[n] for n in ignored})} in every group (the "
                    "torch.optim contract reads each group's own value from param_groups)"] if ignored else []),
+                *([f"  torch.optim has this case's deviation too, named (optimizers/known_deviations.py): "
+                   f"{', '.join(shared)}"] if shared else []),
                 f"  step {t} of {case.steps} (0-based), parameter {i} (shape {tuple(e.shape)}, group {k}), "
                 f"element {index}, dtype {str(case.dtype).replace('torch.', '')}",
                 f"  expected {_fmt(e[index])}   actual {_fmt(a[index])}",

@@ -443,3 +443,19 @@ def test_a_reference_run_that_forms_a_subnormal_in_another_order_is_recognised()
     hp = {"lr": 15.427551275453384, "initial_accumulator_value": 2.83629503793771, "eps": 0.0}
     assert passes_subnormals(_case("optax_adagrad", hp, [0.0], [[-3.160997311841515e-308]]))
     assert not passes_subnormals(_case("optax_adagrad", hp, [0.0], [[-1e-306]]))
+
+
+def test_a_convention_fixes_target_settings_and_refuses_what_the_target_documents_it_cannot_take():
+    """optax.adan is run with eps_root = 0 (the rule adds no ε inside the root), and optax.contrib's schedule-free
+    AdamW refuses b1 = 0 at construction ("requires b1 strictly positive", its docstring): a refusal the suite holds
+    out of its searches and reports once."""
+    optax = pytest.importorskip("optax")
+    import optax.contrib
+    from optimizers.optax_adapter import optax_optimizer
+    p = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    adan = optax_optimizer(optax.adan, RULES["adan"])([p])
+    assert adan.kwargs(adan.param_groups[0])["eps_root"] == 0.0
+    free = optax_optimizer(optax.contrib.schedule_free_adamw, RULES["schedulefree_adamw"])
+    free([p], betas=(0.5, 0.999))
+    with pytest.raises(ValueError, match="requires b1 strictly positive"):
+        free([p], betas=(0.0, 0.999))

@@ -41,3 +41,24 @@ def test_known_deviation_still_deviates(deviation, implementation):
             raise AssertionError(f"{deviation.name}: the example should end in {expected}; it raised "
                                  f"{type(e.__cause__).__name__}: {e}") from e
         raise
+
+
+def ported_rmsprop(params, **hp):
+    """torch's RMSprop behind a factory of another module: an implementation that is not torch's."""
+    import torch
+    return torch.optim.RMSprop(params, **hp)
+
+
+def test_another_implementation_that_deviates_as_torch_does_is_told_so():
+    """On the example of ``rmsprop-centered-negative-variance``, an implementation outside torch.optim that takes √
+    of the negative rounding residue as torch does fails, and the failure names torch's known deviation; judged
+    against a variant of the rule (same base rule) it names it too."""
+    from optimizers.adapters import Subject
+    from reference.registry import RULES
+    deviation = next(d for d in DEVIATIONS if d.name == "rmsprop-centered-negative-variance")
+    subject = Subject("ported_rmsprop", ported_rmsprop, RULES["rmsprop"], "properties.test_known_deviations:ported_rmsprop")
+    with pytest.raises(NonConformance) as caught:
+        check_trajectory(subject, deviation.example(), known_deviations=False)
+    assert caught.value.details["torch's known deviations"] == ["rmsprop-centered-negative-variance"]
+    assert "torch.optim has this case's deviation too" in str(caught.value)
+    assert RULES["rmsprop_tf"].base == "rmsprop" and RULES["optax_rmsprop"].base == "rmsprop"

@@ -181,6 +181,9 @@ class Rule:
     #: (θ is untouched); None: nothing, the parameter is skipped (torch's rules: t counts the parameter's own steps).
     #: A rule whose counters are its parameter group's (t advances at every step()) declares it
     idle: Callable[..., dict] | None = None
+    #: the torch-class rule this one writes another way (a variant's base, optax's rmsprop for ``rmsprop``): torch's
+    #: named known deviations of that class may show in its implementations too, and a failure says so
+    base: str | None = None
 
     def __repr__(self) -> str:
         return f"Rule({self.name})"

@@ -64,7 +64,7 @@ def _decay_below_one(hp):
 
 
 OPTAX_RMSPROP = Rule(
-    "optax_rmsprop", optax_rmsprop, source=SOURCE + " rmsprop; Hinton, lecture 6; Graves 2013",
+    "optax_rmsprop", optax_rmsprop, source=SOURCE + " rmsprop; Hinton, lecture 6; Graves 2013", base="rmsprop",
     hypers=(
         LR(1e-2),
         Hyper("decay", 0.9, Real(0.0, 1.0, search=(0.0, 0.9999), edges=(0.9, 0.0, 0.99), enforced=()),

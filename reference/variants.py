@@ -22,7 +22,8 @@ from reference.schedulefree_rules import SCHEDULEFREE_ADAMW, SCHEDULEFREE_SGD, a
 
 def _variant(base: Rule, update, name: str, source: str, **changes) -> Rule:
     """``base``'s declaration for ``update``: same hyperparameters and constraints; no torch class claims it."""
-    return dataclasses.replace(base, name=name, update=update, source=source, torch_class=None, **changes)
+    return dataclasses.replace(base, name=name, update=update, source=source, torch_class=None,
+                               base=base.base or base.name, **changes)
 
 
 # ---- SGD with decoupled weight decay -------------------------------------------------------------------------------
