@@ -153,9 +153,9 @@ ASSESSMENTS: dict[str, dict] = {
                   "(alias.py:2007-2012); the existing optax_rmsprop rule encodes it, and its run left only NaN "
                   "counterexamples: centered=True with bias_correction=True makes ν̂ − μ̂² = g² − g² at t = 1 a "
                   "rounding residue, negative for ~10% of gradients (20 of 200 here), and √ of it (transform.py:224; "
-                  "rsqrt at :218) is NaN even with lr = 0; reference/cancellation.py declares that sign undetermined "
-                  "(tolerance inf) but the check still fails NaN against a finite value — accept NaN there and the "
-                  "row reads 'differs by convention optax_rmsprop'",
+                  "rsqrt at :218) is NaN even with lr = 0; the rule's ν̂ − μ̂² is a variance (≥ 0) "
+                  "and θ stays finite, so NaN is a deviation: the one torch's RMSprop has too (known deviation "
+                  "rmsprop-centered-negative-variance)",
         "source": "optax/_src/alias.py:2007 "
                   "(https://github.com/google-deepmind/optax/blob/v0.2.8/optax/_src/alias.py#L2007)",
         "variant": "optax_rmsprop",
@@ -290,8 +290,9 @@ ASSESSMENTS: dict[str, dict] = {
                   "arithmetic and square_avg.addcmul(grad_avg, grad_avg, value=-1) (:274; foreach :349) forms it "
                   "with one rounding: the exact fl(g²) − g², e.g. −6.29e-12 for g = 317.2277660168379, below "
                   "−ε = −1e-12, so √ is NaN even at lr = 0 (the rule's plain v − ḡ·ḡ gives 0 there); "
-                  "reference/cancellation.py calls that sign undetermined, yet the reproducer asserts finiteness; "
-                  "those NaN cases are the variant run's only failures",
+                  "the rule's ṽ is a variance (≥ 0) and θ stays finite, so NaN is a deviation — the one torch's "
+                  "RMSprop has too (known deviation rmsprop-centered-negative-variance) — and the variant run's only "
+                  "failures",
         "source": "timm/optim/rmsprop_tf.py:274",
         "variant": "rmsprop_tf",
     },
@@ -371,6 +372,19 @@ ASSESSMENTS: dict[str, dict] = {
          "(y − (1 − b1)z)/b1 (:195): documented ('requires the parameter b1 to be strictly positive', :130), "
          "not a bug; lr < 0 accepted"),
     )},
+    "optax_adopt": {
+        "verdict": "likely bug",
+        "reason": "the first step is not skipped: the paper (Algorithm 1) and the official code only set v_0 = g_0² "
+                  "at step 0, while scale_by_adopt computes clip(g / max(√ν_{-1}, ε)) with ν_{-1} = 0 and adds it to "
+                  "μ weighted by 1 − b1_ = 0 (b1_ = 1 at count 0, _adopt.py:70, :85): where g / max(0, ε) is NaN "
+                  "(g = 0 with ε = 0, or ε rounding to 0 in float16: ε = 1e-8) or ±inf unclipped, 0·NaN leaves NaN in "
+                  "μ and θ for good (checked directly on optax: float16, ε = 1e-8, a zero gradient element at step 0 "
+                  "→ NaN forever); with ε > 0 in range every drawn case conforms (the clip at s = t − 1, "
+                  "_adopt.py:73, as the paper's); validation: lr < 0 accepted",
+        "source": "optax/contrib/_adopt.py:85 "
+                  "(https://github.com/google-deepmind/optax/blob/v0.2.8/optax/contrib/_adopt.py#L85)",
+        "variant": "",
+    },
     # ---- schedulefree 1.4.1 ----------------------------------------------------------------------------------------
     **{name: {
         "verdict": "convention",
