@@ -23,6 +23,9 @@ whether the tree had uncommitted changes), the date, the machine, the command an
   quantized state, stochastic rounding, float32 state): correct implementations pass and planted bugs are caught under every seed.
 * ``false-alarms-modern-rules`` — the same, restricted to the self-tests of lion, adopt, ademamix, adan and lamb
   (their correct implementations pass, their planted bugs are caught, under every seed).
+* ``false-alarms-group-conventions`` — the same, restricted to the parameter-group self-tests (group step counts,
+  constructor-only hyperparameters, refused values held out), the modern rules' planted bugs and correct
+  implementations (the group-step Adan among them) and the contract tests of the built-ins.
 * ``ci-recipe`` — ``python -m benchmarks.ci_recipe``: docs/examples/conformance.yml's steps in a fresh virtual
   environment outside the checkout, on docs/examples/my_adam.py (a user's own Adam): install, run, verdict.
 """
@@ -68,6 +71,10 @@ COMMANDS = {
                              "properties/test_stochastic_rounding.py", "properties/test_mixed_precision.py"],
     "false-alarms-modern-rules": ["-m", "properties.false_alarms", "--jobs", "2", "--", "-m", "hypothesis or seeded",
                                   "properties/test_planted_bugs.py", "-k", "modern"],
+    "false-alarms-group-conventions": ["-m", "properties.false_alarms", "--jobs", "2", "--", "-m",
+                                       "hypothesis or seeded", "properties/test_group_conventions.py",
+                                       "properties/test_planted_bugs.py", "properties/test_contract.py", "-k",
+                                       "group_conventions or modern or test_contract"],
     "ci-recipe": ["-m", "benchmarks.ci_recipe"],
 }
 
@@ -106,7 +113,7 @@ def run(name: str) -> dict:
     elif name in ("catch", "tightness"):
         record["rows"] = json.loads((tmp / f"{name}.json").read_text())
     elif name in ("false-alarms", "false-alarms-new-rules", "false-alarms-low-precision", "false-alarms-layouts",
-                  "false-alarms-modern-rules", "quick", "adafactor", "lion",
+                  "false-alarms-modern-rules", "false-alarms-group-conventions", "quick", "adafactor", "lion",
                   "sparse_adam", "muon", "suite", "ci-recipe"):
         record["output_tail"] = lines[-25:]
     DIR.mkdir(parents=True, exist_ok=True)
