@@ -229,23 +229,31 @@ def test_add_param_group_joins_mid_trajectory(subject, data):
     check_trajectory(joining, case)
 
 
+def _edge_values(h) -> list:
+    """The values of ``h`` the strategies draw first: both flags, every choice, a real's edges (zero, the bounds of
+    the searched range), and for a tuple its own edges and each part's with the other parts at their first edge."""
+    d = h.domain
+    if isinstance(d, Flag):
+        return [False, True]
+    if isinstance(d, Choice):
+        return list(d.values)
+    if isinstance(d, Pair):
+        first = tuple(p.edges[0] if p.edges else h.default[j] for j, p in enumerate(d.parts))
+        return list(d.edges) + [first[:i] + (e,) + first[i + 1:] for i, part in enumerate(d.parts)
+                                for e in part.edges]
+    return list(d.edges)
+
+
 def _inside_domain(rule, accepted):
     """(name, value, hyperparameters) for each edge value of each accepted hyperparameter that the rule's
-    constraints leave as is (the others at their defaults, repaired where a constraint needs it): the values the
-    strategies draw first (zero, the bounds of the searched range)."""
+    constraints leave as is (the others at their defaults, repaired where a constraint needs it)."""
     out = []
     for h in rule.hypers:
-        if h.name not in accepted:
-            continue
-        d = h.domain
-        values = ([False, True] if isinstance(d, Flag) else list(d.values) if isinstance(d, Choice) else
-                  list(d.edges) + [tuple(e if j == i else p.edges[0] if p.edges else h.default[j]
-                                         for j, p in enumerate(d.parts)) for i, part in enumerate(d.parts)
-                                   for e in part.edges] if isinstance(d, Pair) else list(d.edges))
-        for v in values:
-            hp = rule.repair({**rule.defaults(), h.name: v})
-            if v != h.default and hp[h.name] == v:
-                out.append((h.name, v, hp))
+        if h.name in accepted:
+            for v in _edge_values(h):
+                hp = rule.repair({**rule.defaults(), h.name: v})
+                if v != h.default and hp[h.name] == v:
+                    out.append((h.name, v, hp))
     return out
 
 
