@@ -323,12 +323,11 @@ ASSESSMENTS: dict[str, dict] = {
          "sgdw to ≤7.6e-7 relative: the float32 lr (θ = −1, γ = 1e-3, g = −1 gives −0.9989999999525025)", "sgdw"),
     )},
     "optax_adamw": {
-        "verdict": "subnormals",
-        "reason": "the formula is the rule's (21 tests pass); the one update counterexample forms a subnormal: "
-                  "θ_0 = 2.2250738585072014e-308 (the smallest normal), g = 0, γ = 1e-3, λ = 0.01: λθ and γλθ are "
-                  "subnormal and XLA on CPU flushes them to zero (jnp: 2.2250738585072014e-308 * 1e-5 = 0.0, NumPy "
-                  "2.2250738585e-313), so optax's update is −0.0 and θ stays where the rule's θ(1 − γλ) = "
-                  "2.225051607768616e-308; validation: lr < 0 accepted (optax checks nothing)",
+        "verdict": "validation only",
+        "reason": "the formula is the rule's; the decoupled-decay counterexample of the earlier run formed a "
+                  "subnormal (θ_0 = 2.2250738585072014e-308, γλθ subnormal) that XLA on CPU flushes to zero, which "
+                  "optax declares (subnormals = flush) and the decay property now allows; validation: lr < 0 "
+                  "accepted (optax checks nothing)",
         "source": "optax/transforms/_adding.py:35 (add_decayed_weights; the flush is XLA's)",
         "variant": "",
     },
