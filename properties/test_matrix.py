@@ -318,3 +318,25 @@ def test_a_property_failure_says_whether_its_start_or_gradients_were_subnormal(s
     with pytest.raises(NonConformance) as failed:
         check_gd_rate(clipped_runner(), problem, 0.1, steps=5)
     assert failed.value.details["subnormal inputs"] is subnormal
+
+
+def test_readme_summary_of_the_matrix_is_the_committed_table():
+    """The README's findings paragraph quotes the committed matrix: its rows, libraries, run time, conforming rows,
+    likely bugs and confirmed conventions are what optimizers/results/matrix.json and the assessments give."""
+    import json
+    import re
+    from pathlib import Path
+    from optimizers.assessments import ASSESSMENTS
+    from optimizers.matrix_report import assessment_of, classify
+    root = Path(__file__).resolve().parent.parent
+    data = json.loads((root / "optimizers/results/matrix.json").read_text())
+    text = " ".join((root / "README.md").read_text().split())
+    found = re.search(r"(\d+) rows of (\d+) libraries in one (\d+)-min run\) finds (\d+) conforming and (\d+) likely "
+                      r"bugs.*?; (\d+) differ by a convention the suite confirms", text)
+    assert found, "README's findings paragraph no longer states the matrix's counts"
+    verdicts = [classify(r, assessment_of(r, ASSESSMENTS))[0] for r in data["rows"]]
+    header = (root / "optimizers/results/matrix.md").read_text()
+    minutes = re.search(r"in (\d+) min", header).group(1)
+    assert [int(x) for x in found.groups()] == [
+        len(data["rows"]), len({r["library"] for r in data["rows"]}), int(minutes), verdicts.count("conforms"),
+        verdicts.count("likely bug"), verdicts.count("convention")]
