@@ -325,6 +325,19 @@ def test_optax_difference_still_shows(difference):
         assert reference_trajectory(case)[-1][0].item() == pytest.approx(difference.actual, rel=1e-12)
 
 
+def _failure_reproduced_alone(subject, case, tmp_path) -> subprocess.CompletedProcess:
+    """The reproducer printed with ``subject``'s failure on ``case``, checked to name neither the suite nor a path,
+    run in a fresh interpreter in ``tmp_path`` with the suite not importable."""
+    with pytest.raises(NonConformance) as failure:
+        check_trajectory(subject, case, known_deviations=False)
+    script = str(failure.value).split("-" * 72)[1]
+    assert "sys.path" not in script and "optimizers" not in script and "from reference" not in script, script
+    (tmp_path / "repro.py").write_text(script)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, "repro.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env=env)
+
+
 @needs_optax
 def test_reproducer_of_an_optax_failure_runs_outside_the_suite(tmp_path):
     """The script printed with an optax subject's failure needs only optax, JAX, NumPy and torch (the adapter is
@@ -332,14 +345,7 @@ def test_reproducer_of_an_optax_failure_runs_outside_the_suite(tmp_path):
     reproduces the failure (exit 1 on its assertion, after printing actual and expected)."""
     difference = next(d for d in OPTAX_DIFFERENCES if d.name == "rmsprop-eps-in-sqrt")
     subject = adapted(difference.spec, difference.case.rule.name)
-    with pytest.raises(NonConformance) as failure:
-        check_trajectory(subject, difference.case, known_deviations=False)
-    script = str(failure.value).split("-" * 72)[1]
-    assert "sys.path" not in script and "optimizers" not in script and "from reference" not in script, script
-    (tmp_path / "repro.py").write_text(script)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    run = subprocess.run([sys.executable, "repro.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                         env=env)
+    run = _failure_reproduced_alone(subject, difference.case, tmp_path)
     assert run.returncode == 1 and "AssertionError" in run.stderr and "actual 8.99999" in run.stdout, (
         run.stdout + run.stderr)
 
@@ -415,14 +421,7 @@ def test_reproducer_with_converted_values_runs_outside_the_suite(tmp_path, spec,
     the value the adapter gives."""
     subject = adapted(spec, rule)
     case = _case(rule, hp, [0.0], [[grad]])
-    with pytest.raises(NonConformance) as failure:
-        check_trajectory(subject, case, known_deviations=False)
-    script = str(failure.value).split("-" * 72)[1]
-    assert "sys.path" not in script and "optimizers" not in script and "from reference" not in script, script
-    (tmp_path / "repro.py").write_text(script)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    run = subprocess.run([sys.executable, "repro.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                         env=env)
+    run = _failure_reproduced_alone(subject, case, tmp_path)
     actual = implementation_trajectory(subject, case)[-1][0].item()
     assert run.returncode == 1 and run.stderr.strip().splitlines()[-1] == "AssertionError", run.stdout + run.stderr
     assert f"actual {actual!r}," in run.stdout, (actual, run.stdout)
