@@ -247,6 +247,10 @@ def construct(subject: Subject, case: Case, params: list[torch.Tensor]) -> Any:
                        f"{[{k: v for k, v in g.items() if k != 'params'} for g in groups]}", groups, **kwargs)
 
 
+#: what a constructor raises to refuse hyperparameter values (torch's ValueError; lion-pytorch's ``assert lr > 0``)
+REFUSALS = (ValueError, AssertionError)
+
+
 def constructed(subject: Subject, what: str, *args, **kwargs) -> Any:
     """``subject.factory(*args, **kwargs)`` as ``call`` makes it. Inside a Hypothesis example, a refusal (ValueError,
     or a failed assert as lion-pytorch's ``assert lr > 0``) of the example's hyperparameters — inside the rule's
@@ -255,7 +259,7 @@ def constructed(subject: Subject, what: str, *args, **kwargs) -> Any:
     try:
         return call(subject, what, subject.factory, *args, **kwargs)
     except ImplementationError as e:
-        if isinstance(e.__cause__, (ValueError, AssertionError)) and hypothesis.currently_in_test_context():
+        if isinstance(e.__cause__, REFUSALS) and hypothesis.currently_in_test_context():
             hypothesis.reject()
         raise
 

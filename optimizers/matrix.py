@@ -120,11 +120,17 @@ def _run_suite(entry: Entry, rule: str, seed: int, timeout: float, profile: str)
 
 
 # ---- classifying a run ----------------------------------------------------------------------------------------------
+def _refused(message: str) -> bool:
+    """Whether an implementation error's message is a refusal (``adapters.REFUSALS``)."""
+    from optimizers.adapters import REFUSALS
+    return any(f"raised {e.__name__}" in message for e in REFUSALS)
+
+
 def _error_category(message: str) -> str:
     """An implementation error: its constructor refusing a hyperparameter value inside the rule's domain (a
     ValueError naming what it accepts, or a failed assert: lion-pytorch's ``assert lr > 0``) is a narrower domain;
     anything else it raised is a crash."""
-    if "the constructor" in message and ("raised ValueError" in message or "raised AssertionError" in message):
+    if "the constructor" in message and _refused(message):
         return "domain"
     return "crash"
 
@@ -146,8 +152,7 @@ def category(failure: dict) -> str:
         if "does not conform" in message or "does not satisfy" in message:
             members.append("updates")
         if "a failure of the implementation under test" in message:
-            refused = "raised ValueError" in message or "raised AssertionError" in message
-            members.append("crash" if not refused or "step()" in message else "domain")
+            members.append("crash" if not _refused(message) or "step()" in message else "domain")
         if "wrote into" in message or "load_state_dict" in message or "changed parameter" in message:
             members.append("side effects")
         return min(members, key=CATEGORIES.index) if members else "updates"

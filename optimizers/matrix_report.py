@@ -80,8 +80,6 @@ def relative_error(row: dict) -> float:
     return max(errors, default=float("nan"))
 
 
-#: a finding's category, worst first (``optimizers/matrix.py``): the reason shows the worst one
-WORST_FIRST = ["crash", "updates", "float64 precision", "subnormals", "side effects", "domain", "validation"]
 
 
 def one_line(row: dict) -> str:
@@ -93,7 +91,8 @@ def one_line(row: dict) -> str:
         names = [n for f in row["findings"] if f["category"] == "known deviation"
                  for n in (f.get("torch's known deviations") or [f["test"]])]
         return "known deviations: " + ", ".join(dict.fromkeys(names))
-    shown = sorted(shown, key=lambda f: WORST_FIRST.index(f["category"]) if f["category"] in WORST_FIRST else 99)
+    from optimizers.matrix import CATEGORIES   # a finding's category, worst first: the reason shows the worst one
+    shown = sorted(shown, key=lambda f: CATEGORIES.index(f["category"]) if f["category"] in CATEGORIES else 99)
     return cell(shown[0]["what"], 140) if shown else ""
 
 

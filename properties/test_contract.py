@@ -18,7 +18,7 @@ from hypothesis import assume, given, reject
 from hypothesis import strategies as st
 
 from optimizers.known_deviations import applicable
-from optimizers.adapters import construct, dense, make_params, same_grad, set_grads, set_lrs, snapshot, step
+from optimizers.adapters import REFUSALS, construct, dense, make_params, same_grad, set_grads, set_lrs, snapshot, step
 from optimizers.loading import reproducer_import
 from reference.declarations import Choice, Flag, Pair
 from properties.assertions import NonConformance, grad_reproducer
@@ -215,7 +215,7 @@ def test_add_param_group_joins_mid_trajectory(subject, data):
                 for g in self.pending:
                     try:
                         self.opt.add_param_group(g)
-                    except (ValueError, AssertionError):   # values it refuses: held out, as a constructor's
+                    except REFUSALS:   # values it refuses: held out, as a constructor's
                         reject()
 
         def step(self):
