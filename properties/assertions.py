@@ -134,19 +134,27 @@ def grad_reproducer(subject: Subject, case: Case, upto: int, i: int) -> str:
                       *check])
 
 
-def _flushing_explains(case: Case, actual, expected, t: int, i: int, index: tuple, err: float) -> bool:
+def _judged_again(case: Case, actual, t: int, notes: dict | None = None, **changes) -> tuple[list, list, Case]:
+    """``case`` up to its step ``t``, with ``changes`` (its fields) and ``notes`` added, judged as ``case`` was
+    (over the trajectory, or step by step from ``actual``): (expected, tolerance, the case judged)."""
+    from properties.tolerances import step_tolerances, tolerances
+    from reference.trajectory import reference_trajectory
+    kept = {k: v for k, v in case.notes.items() if k != "error bounds"}
+    again = dataclasses.replace(case, grads=case.grads[:t + 1], lrs=case.lrs[:t + 1], notes={**kept, **(notes or {})},
+                                **changes)
+    if case.notes.get("judged") == "step by step":
+        return (*step_tolerances(again, actual[:t + 1]), again)
+    expected = reference_trajectory(again)
+    return expected, tolerances(again, expected), again
+
+
+def _flushing_explains(case: Case, actual, t: int, i: int, index: tuple, err: float) -> bool:
     """Whether an IEEE case's deviation at step ``t`` is within the bound of an implementation that flushes subnormal
     inputs and results to zero (or one the rule does not determine then): judged as that, it would not fail."""
-    from properties.tolerances import flushes, step_tolerances, tolerances
+    from properties.tolerances import flushes
     if flushes(case):
         return False
-    notes = {k: v for k, v in case.notes.items() if k != "error bounds"}
-    flushed = dataclasses.replace(case, grads=case.grads[:t + 1], lrs=case.lrs[:t + 1],
-                                  notes={**notes, "subnormals": "flush"})
-    if case.notes.get("judged") == "step by step":
-        tol = step_tolerances(flushed, actual[:t + 1])[1]
-    else:
-        tol = tolerances(flushed, expected[:t + 1])
+    _, tol, _ = _judged_again(case, actual, t, notes={"subnormals": "flush"})
     return len(tol) <= t or bool(err <= tol[t][i][index])
 
 
@@ -166,21 +174,15 @@ def ignored_group_values(case: Case, actual, t: int) -> list[str]:
     constructor's and that the implementation ignores: with the constructor's value in every group instead, its
     trajectory up to the failing step ``t`` conforms, every step determined (a finite bound: a case the rule leaves
     undetermined explains nothing). Tried one name at a time; judged as the case was."""
-    from properties.tolerances import judgeable, step_tolerances, tolerances
-    from reference.trajectory import Group, reference_trajectory
+    from properties.tolerances import judgeable
+    from reference.trajectory import Group
     first = case.groups[0].hp
     names = [n for n in first if not (n == "lr" and case.rule.hyper(n).scheduled)
              and any(not g.inherits and g.hp.get(n) != first[n] for g in case.groups[1:])]
     out = []
     for n in names:
-        alt = dataclasses.replace(case, groups=[Group(g.indices, {**g.hp, n: first[n]}, g.inherits) for g in case.groups],
-                                  grads=case.grads[:t + 1], lrs=case.lrs[:t + 1],
-                                  notes={k: v for k, v in case.notes.items() if k != "error bounds"})
-        if case.notes.get("judged") == "step by step":
-            expected, tol = step_tolerances(alt, actual[:t + 1])
-        else:
-            expected = reference_trajectory(alt)
-            tol = tolerances(alt, expected)
+        groups = [Group(g.indices, {**g.hp, n: first[n]}, g.inherits) for g in case.groups]
+        expected, tol, alt = _judged_again(case, actual, t, groups=groups)
         determined = len(expected) == t + 1 and judgeable(alt, expected, tol) and all(
             np.all(np.isfinite(tl)) for row in tol for tl in row)
         if determined and _within(actual[:t + 1], expected, tol):
@@ -216,7 +218,7 @@ def assert_trajectory_conforms(subject: Subject, case: Case, actual, expected, t
                        "hyperparameters": {k: _jsonable(v) for k, v in hp.items()}, "reproducer": script,
                        "subnormal inputs": _subnormal_inputs(case, t),
                        "judged": case.notes.get("judged", "over the trajectory")}
-            flushing = _flushing_explains(case, actual, expected, t, i, index, float(err[index]))
+            flushing = _flushing_explains(case, actual, t, i, index, float(err[index]))
             details["subnormals"] = "flushing explains it" if flushing else "IEEE"
             ignored = ignored_group_values(case, actual, t) if len(case.groups) > 1 else []
             details["ignored group hyperparameters"] = ignored
